@@ -1,0 +1,57 @@
+"""avocado-xr: Avocado deep tensor factorization of epigenomic compendia on xarray.
+
+Examples
+--------
+>>> import avocado_xr as ax
+>>> ds = ax.testing.simulate_compendium(n_positions=2_000, seed=0)
+>>> train = ds.avocado.mask([("C0", "A0")])
+>>> model = train.avocado.fit(epochs=1, n_layers=1, n_nodes=16, batch_size=500, device="cpu")
+>>> imp = model.impute(train)
+>>> imp.imputed.sel(celltype="C0", assay="A0").shape
+(2000,)
+"""
+
+try:
+    from ._version import __version__
+except ImportError:  # pragma: no cover - running from a source tree without a build
+    __version__ = "0.0.0+unknown"
+
+from . import accessor, datasets, plotting, testing  # noqa: F401  (registers ds.avocado)
+from .compendium import (
+    make_compendium,
+    mask,
+    observed_pairs,
+    open_compendium,
+    region,
+    save_compendium,
+)
+from .config import AvocadoConfig
+from .exceptions import AvocadoXrError
+from .factors import factors
+from .impute import impute
+from .model import AvocadoModel
+from .persistence import load_model, save_model
+from .train import AvocadoXrWarning, fit
+from .variables import validate
+
+__all__ = [
+    "AvocadoConfig",
+    "AvocadoModel",
+    "AvocadoXrError",
+    "AvocadoXrWarning",
+    "__version__",
+    "datasets",
+    "factors",
+    "fit",
+    "impute",
+    "load_model",
+    "make_compendium",
+    "mask",
+    "observed_pairs",
+    "open_compendium",
+    "region",
+    "save_compendium",
+    "save_model",
+    "testing",
+    "validate",
+]

@@ -1,0 +1,61 @@
+"""The ``ds.avocado`` accessor: one-line delegations to the package's functions."""
+
+from __future__ import annotations
+
+import xarray as xr
+
+__all__ = ["AvocadoAccessor"]
+
+
+@xr.register_dataset_accessor("avocado")
+class AvocadoAccessor:
+    """``ds.avocado.fit()``, ``.impute(model)``, ``.mask(pairs)``, ``.region(...)``,
+    ``.validate()``, ``.to_zarr(store)``, ``.plot_locus(...)``.
+
+    Holds no state: every method calls the function of the same name with the Dataset.
+    """
+
+    def __init__(self, ds: xr.Dataset):
+        self._obj = ds
+
+    def fit(self, **kwargs):
+        """See :func:`avocado_xr.fit`."""
+        from .train import fit
+
+        return fit(self._obj, **kwargs)
+
+    def impute(self, model, **kwargs) -> xr.Dataset:
+        """See :func:`avocado_xr.impute`."""
+        from .impute import impute
+
+        return impute(self._obj, model, **kwargs)
+
+    def mask(self, pairs) -> xr.Dataset:
+        """See :func:`avocado_xr.mask`."""
+        from .compendium import mask
+
+        return mask(self._obj, pairs)
+
+    def region(self, chrom_or_region, start=None, end=None) -> xr.Dataset:
+        """See :func:`avocado_xr.region`."""
+        from .compendium import region
+
+        return region(self._obj, chrom_or_region, start, end)
+
+    def validate(self, **kwargs) -> xr.Dataset:
+        """See :func:`avocado_xr.validate`."""
+        from .variables import validate
+
+        return validate(self._obj, **kwargs)
+
+    def to_zarr(self, store, **kwargs):
+        """See :func:`avocado_xr.save_compendium`."""
+        from .compendium import save_compendium
+
+        return save_compendium(self._obj, store, **kwargs)
+
+    def plot_locus(self, *args, **kwargs):
+        """See :func:`avocado_xr.plotting.plot_locus`."""
+        from .plotting import plot_locus
+
+        return plot_locus(self._obj, *args, **kwargs)

@@ -1,0 +1,287 @@
+"""Build, store, open and reshape compendium Datasets.
+
+A compendium is the labelled ``celltype x assay x position`` tensor of DESIGN.md, section 1.
+On zarr it is chunked one track by one position block, so that unobserved tracks are never
+written (zarr skips chunks that hold only the NaN fill value) and a block of positions is read
+for all observed tracks with one chunk read per track.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+
+import dask.array as da
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from . import __version__
+from .exceptions import ChunkingError, RegionError
+from .genome import parse_region
+from .variables import (
+    CHROM,
+    DIM_ASSAY,
+    DIM_CELLTYPE,
+    DIM_POSITION,
+    OBSERVED,
+    RESOLUTION,
+    SIGNAL,
+    START,
+    check_names,
+    validate,
+)
+
+__all__ = [
+    "DEFAULT_POSITION_CHUNK",
+    "make_compendium",
+    "mask",
+    "observed_pairs",
+    "open_compendium",
+    "region",
+    "save_compendium",
+]
+
+#: positions per zarr chunk: 2**17 bins (3.3 Mbp, 512 KiB of float32 per track)
+DEFAULT_POSITION_CHUNK = 2**17
+
+
+def make_compendium(
+    signal,
+    *,
+    celltypes: Sequence[str],
+    assays: Sequence[str],
+    chrom,
+    start,
+    observed=None,
+    genome: str = "unknown",
+    source: str | None = None,
+    attrs: dict | None = None,
+) -> xr.Dataset:
+    """Label a ``(celltype, assay, position)`` array as a compendium Dataset.
+
+    Parameters
+    ----------
+    signal : array_like
+        float32 arcsinh(-log10 p) values, NaN where an experiment was not performed
+        (NumPy or Dask).
+    celltypes, assays : sequence of str
+        Names along the first two axes.
+    chrom, start : array_like
+        Chromosome and 0-based start (bp) of each 25-bp bin.
+    observed : array_like of bool, optional
+        Which experiments exist. Default: tracks that are not entirely NaN (this computes a
+        Dask-backed ``signal``, so pass it explicitly for large inputs).
+    genome : str
+        Genome assembly name, e.g. ``"hg19"``. Default is ``"unknown"``.
+    source : str, optional
+        Provenance. Default is ``"avocado_xr-<version>"``.
+    attrs : dict, optional
+        Extra attributes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> sig = np.zeros((1, 2, 4), dtype="float32")
+    >>> ds = make_compendium(sig, celltypes=["E003"], assays=["H3K4me3", "H3K27me3"],
+    ...                      chrom=["chr1"] * 4, start=[0, 25, 50, 75], genome="hg19")
+    >>> ds.signal.dims, int(ds.observed.sum())
+    (('celltype', 'assay', 'position'), 2)
+    """
+    if observed is None:
+        observed = ~np.asarray(np.isnan(signal).all(axis=-1))
+    ds = xr.Dataset(
+        {
+            SIGNAL: ((DIM_CELLTYPE, DIM_ASSAY, DIM_POSITION), signal),
+            OBSERVED: ((DIM_CELLTYPE, DIM_ASSAY), np.asarray(observed, dtype=bool)),
+        },
+        coords={
+            DIM_CELLTYPE: np.asarray(celltypes, dtype=object),
+            DIM_ASSAY: np.asarray(assays, dtype=object),
+            CHROM: (DIM_POSITION, np.asarray(chrom, dtype=object)),
+            START: (DIM_POSITION, np.asarray(start, dtype=np.int64)),
+        },
+        attrs={
+            "resolution": RESOLUTION,
+            "genome": genome,
+            "transform": "arcsinh",
+            "source": source or f"avocado_xr-{__version__}",
+            **(attrs or {}),
+        },
+    )
+    return validate(ds)
+
+
+def observed_pairs(ds: xr.Dataset) -> list[tuple[str, str]]:
+    """The (celltype, assay) names of the observed experiments, in array order."""
+    observed = np.asarray(ds[OBSERVED].values)
+    celltypes, assays = ds.indexes[DIM_CELLTYPE], ds.indexes[DIM_ASSAY]
+    return [(str(celltypes[i]), str(assays[j])) for i, j in zip(*np.nonzero(observed), strict=True)]
+
+
+def mask(ds: xr.Dataset, pairs: Iterable[tuple[str, str]]) -> xr.Dataset:
+    """Return a copy of ``ds`` with the given experiments hidden.
+
+    Hidden tracks get ``observed=False`` and an all-NaN signal, exactly like experiments
+    that were never performed; the operation stays lazy on Dask-backed data.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        The compendium.
+    pairs : iterable of (str, str)
+        (celltype, assay) names to hide.
+
+    Examples
+    --------
+    >>> import avocado_xr as ax
+    >>> ds = ax.testing.simulate_compendium(n_positions=1_000, seed=0)
+    >>> hidden = ax.mask(ds, [("C0", "A0")])
+    >>> bool(hidden.observed.sel(celltype="C0", assay="A0"))
+    False
+    >>> bool(hidden.signal.sel(celltype="C0", assay="A0").isnull().all())
+    True
+    """
+    validate(ds)
+    pairs = [tuple(p) for p in pairs]
+    hide = np.zeros(ds[OBSERVED].shape, dtype=bool)
+    celltypes = list(ds.indexes[DIM_CELLTYPE])
+    assays = list(ds.indexes[DIM_ASSAY])
+    for pair in pairs:
+        if len(pair) != 2:
+            raise ValueError(f"mask() takes (celltype, assay) pairs, got {pair!r}")
+        (celltype,) = check_names(pair[0], celltypes, DIM_CELLTYPE)
+        (assay,) = check_names(pair[1], assays, DIM_ASSAY)
+        hide[celltypes.index(celltype), assays.index(assay)] = True
+    keep = xr.DataArray(~hide, dims=(DIM_CELLTYPE, DIM_ASSAY))
+    out = ds.copy()
+    out[SIGNAL] = ds[SIGNAL].where(keep)
+    out[OBSERVED] = ds[OBSERVED] & keep
+    out.attrs["masked"] = ";".join(f"{c}/{a}" for c, a in pairs)
+    return out
+
+
+def region(ds: xr.Dataset, chrom_or_region, start: int | None = None, end: int | None = None):
+    """Select the positions whose 25-bp bins overlap a genomic interval.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Anything with ``chrom`` and ``start`` coordinates along ``position``.
+    chrom_or_region : str
+        A chromosome name (then give ``start`` and ``end``) or a region string such as
+        ``"chr20:1,000,000-2,000,000"``. Coordinates are 0-based half-open.
+
+    Examples
+    --------
+    >>> import avocado_xr as ax
+    >>> ds = ax.testing.simulate_compendium(n_positions=1_000, seed=0)
+    >>> sub = ax.region(ds, "chr2:1,000-2,000")
+    >>> sub.sizes["position"], sub.start.values[0].item()
+    (40, 1000)
+    """
+    if start is None and end is None:
+        chrom, lo, hi = parse_region(chrom_or_region)
+    else:
+        chrom, lo, hi = parse_region((chrom_or_region, start, end))
+    res = int(ds.attrs.get("resolution", RESOLUTION))
+    chroms = np.asarray(ds[CHROM].values)
+    starts = np.asarray(ds[START].values)
+    hit = (chroms == chrom) & (starts < hi) & (starts + res > lo)
+    if not hit.any():
+        known = sorted({str(c) for c in pd.unique(chroms)})
+        if chrom not in known:
+            raise RegionError(f"Chromosome {chrom!r} is not in the data; known: {known}.")
+        raise RegionError(f"No position of the data overlaps {chrom}:{lo}-{hi}.")
+    return ds.isel({DIM_POSITION: np.flatnonzero(hit)})
+
+
+def save_compendium(
+    ds: xr.Dataset,
+    store: str | os.PathLike,
+    *,
+    position_chunk: int = DEFAULT_POSITION_CHUNK,
+    mode: str = "w-",
+    compute: bool = True,
+):
+    """Write a compendium to a zarr (format 3) store, one chunk per track and position block.
+
+    Chunks of unobserved tracks hold only NaN, the fill value, and are never written.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        The compendium (NumPy- or Dask-backed).
+    store : str or path
+        Target directory (``.zarr``).
+    position_chunk : int
+        Positions per chunk. Default is 131072 (2**17).
+    mode : str
+        ``"w-"`` (fail if it exists, default) or ``"w"`` (overwrite).
+    compute : bool
+        Write now (default) or return a ``dask.delayed`` object to compute later.
+    """
+    validate(ds)
+    if mode == "w-" and os.path.exists(os.fspath(store)):
+        raise FileExistsError(
+            f"{os.fspath(store)!r} already exists; pass mode='w' to overwrite it."
+        )
+    out = ds.copy()
+    for name in out.variables:
+        out[name].encoding = {}
+    out[SIGNAL] = (
+        out[SIGNAL]
+        .astype(np.float32)
+        .chunk({DIM_CELLTYPE: 1, DIM_ASSAY: 1, DIM_POSITION: position_chunk})
+    )
+    out[OBSERVED] = out[OBSERVED].load() if not _is_dask(out[OBSERVED]) else out[OBSERVED]
+    for name in (CHROM, START, DIM_CELLTYPE, DIM_ASSAY):
+        if _is_dask(out[name]):
+            raise ChunkingError(
+                f"Coordinate {name!r} is Dask-backed; load it first with ds[{name!r}].load()."
+            )
+    encoding = {
+        SIGNAL: {"chunks": (1, 1, position_chunk), "fill_value": np.float32("nan")},
+        CHROM: {"chunks": (position_chunk,)},
+        START: {"chunks": (position_chunk,)},
+    }
+    return out.to_zarr(
+        store, mode=mode, zarr_format=3, consolidated=False, encoding=encoding, compute=compute
+    )
+
+
+def open_compendium(store: str | os.PathLike, *, validate_store: bool = True) -> xr.Dataset:
+    """Open a zarr compendium lazily (Dask-backed ``signal``; coordinates in memory).
+
+    Examples
+    --------
+    >>> import tempfile, os, avocado_xr as ax
+    >>> ds = ax.testing.simulate_compendium(n_positions=1_000, seed=0)
+    >>> path = os.path.join(tempfile.mkdtemp(), "sim.zarr")
+    >>> _ = ax.save_compendium(ds, path)
+    >>> lazy = ax.open_compendium(path)
+    >>> type(lazy.signal.data).__name__
+    'Array'
+    """
+    path = os.fspath(store)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"No zarr store at {path!r}.")
+    ds = xr.open_zarr(path, consolidated=False, zarr_format=3)
+    # small variables are read straight from the store (no Dask), the signal stays lazy
+    meta = xr.open_zarr(path, consolidated=False, zarr_format=3, chunks=None)
+    small = {name: meta[name].load() for name in (CHROM, START, OBSERVED) if name in meta}
+    ds = ds.assign(small)
+    if validate_store:
+        validate(ds)
+    ds = ds.assign_coords(
+        {
+            DIM_CELLTYPE: ds.indexes[DIM_CELLTYPE].astype(str).to_numpy(dtype=object),
+            DIM_ASSAY: ds.indexes[DIM_ASSAY].astype(str).to_numpy(dtype=object),
+            CHROM: (DIM_POSITION, np.asarray(ds[CHROM].values).astype(object)),
+        }
+    )
+    return ds
+
+
+def _is_dask(obj) -> bool:
+    return isinstance(getattr(obj, "data", None), da.Array)

@@ -1,0 +1,205 @@
+"""Blockwise, lazy imputation: ``impute(ds, model)`` returns a Dask-backed Dataset."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import dask
+import dask.array as da
+import numpy as np
+import torch
+import xarray as xr
+
+from .compendium import DEFAULT_POSITION_CHUNK
+from .exceptions import ChunkingError
+from .variables import (
+    CHROM,
+    DIM_ASSAY,
+    DIM_CELLTYPE,
+    DIM_POSITION,
+    IMPUTED,
+    SIGNAL,
+    START,
+    check_names,
+)
+
+__all__ = ["impute", "ImputeState"]
+
+#: positions pushed through the network at once inside a block (bounds task memory)
+_SUB_BATCH = 16_384
+
+
+@dataclass(frozen=True)
+class ImputeState:
+    """CPU NumPy copy of everything a block needs: shipped once per worker as one task."""
+
+    celltype: np.ndarray
+    assay: np.ndarray
+    genome: tuple[np.ndarray, np.ndarray, np.ndarray]
+    index_250bp: np.ndarray
+    index_5kbp: np.ndarray
+    weights: tuple[np.ndarray, ...]
+    biases: tuple[np.ndarray, ...]
+
+    @classmethod
+    def from_net(cls, net) -> ImputeState:
+        def cpu(t):
+            return t.detach().float().cpu().numpy().copy()
+
+        linears = net.linears()
+        return cls(
+            celltype=cpu(net.celltype.weight),
+            assay=cpu(net.assay.weight),
+            genome=tuple(cpu(t.weight) for t in net.genome_tables()),
+            index_250bp=net.index_250bp.cpu().numpy().copy(),
+            index_5kbp=net.index_5kbp.cpu().numpy().copy(),
+            weights=tuple(cpu(m.weight) for m in linears),
+            biases=tuple(cpu(m.bias) for m in linears),
+        )
+
+    def genome_features(self, position: np.ndarray) -> np.ndarray:
+        g25, g250, g5k = self.genome
+        return np.concatenate(
+            [g25[position], g250[self.index_250bp[position]], g5k[self.index_5kbp[position]]],
+            axis=1,
+        )
+
+    def predict_block(self, position: np.ndarray, celltypes, assays) -> np.ndarray:
+        """Predictions of shape (len(celltypes), len(assays), len(position)), eval mode.
+
+        The first layer is split by input: its genome part is computed once per position
+        and its cell type/assay part once per track, then summed.
+        """
+        out = np.empty((len(celltypes), len(assays), len(position)), dtype=np.float32)
+        w = [torch.from_numpy(x) for x in self.weights]
+        b = [torch.from_numpy(x) for x in self.biases]
+        n_c, n_a = self.celltype.shape[1], self.assay.shape[1]
+        w_c, w_a, w_g = w[0][:, :n_c], w[0][:, n_c : n_c + n_a], w[0][:, n_c + n_a :]
+        with torch.no_grad():
+            for lo in range(0, len(position), _SUB_BATCH):
+                pos = position[lo : lo + _SUB_BATCH]
+                genome_part = torch.from_numpy(self.genome_features(pos)) @ w_g.T
+                for i, c in enumerate(celltypes):
+                    for j, a in enumerate(assays):
+                        track = (
+                            w_c @ torch.from_numpy(self.celltype[c])
+                            + w_a @ torch.from_numpy(self.assay[a])
+                            + b[0]
+                        )
+                        x = genome_part + track
+                        for k in range(1, len(w)):
+                            x = torch.relu(x) @ w[k].T + b[k]
+                        out[i, j, lo : lo + len(pos)] = x[:, 0].numpy()
+        return out
+
+
+def _impute_block(index: np.ndarray, state: ImputeState, celltypes, assays) -> np.ndarray:
+    return state.predict_block(index, celltypes, assays)
+
+
+def impute(
+    ds: xr.Dataset | None,
+    model,
+    *,
+    celltypes=None,
+    assays=None,
+    merge: bool = True,
+    position_chunk: int | None = None,
+) -> xr.Dataset:
+    """Impute every (celltype, assay) track at the positions of ``ds``, lazily.
+
+    Nothing is computed here: the result is a Dask-backed Dataset whose blocks are computed
+    on demand (``.compute()``, ``.sel(...).values``, plotting) or streamed to disk with
+    ``.to_zarr()``, one ``position`` chunk at a time. The model's weights travel to the
+    Dask workers once, as one CPU NumPy task.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset or None
+        Anything with ``chrom``/``start`` along ``position`` whose bins the model was trained
+        on (the full compendium or a region of it). ``None``: all the model's positions.
+    model : AvocadoModel
+        A trained model.
+    celltypes, assays : str or list of str, optional
+        Tracks to impute. Default: all of the model's.
+    merge : bool
+        Return ``ds`` (restricted to those cell types and assays) with ``imputed`` added
+        (True, default), or a Dataset of ``imputed`` alone (False).
+    position_chunk : int, optional
+        Positions per output block. Default: the chunks of a Dask-backed ``ds.signal``,
+        else 131,072.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``imputed`` (celltype, assay, position), float32, with ``ds``'s coordinates and
+        provenance attributes.
+
+    Examples
+    --------
+    >>> import avocado_xr as ax
+    >>> ds = ax.testing.simulate_compendium(n_positions=2_000, seed=0)
+    >>> model = ax.fit(ds, epochs=1, n_layers=1, n_nodes=16, batch_size=500, device="cpu")
+    >>> imp = model.impute(ds, celltypes=["C0"], position_chunk=500)
+    >>> imp.imputed.dims, imp.imputed.data.chunks[-1]
+    (('celltype', 'assay', 'position'), (500, 500, 500, 500))
+    >>> imp.imputed.sel(celltype="C0", assay="A1").shape
+    (2000,)
+    """
+    celltypes = check_names(celltypes, model.celltypes, DIM_CELLTYPE)
+    assays = check_names(assays, model.assays, DIM_ASSAY)
+    if ds is None:
+        chrom, start = model.layout.coords()
+        ds = xr.Dataset(coords={CHROM: (DIM_POSITION, chrom), START: (DIM_POSITION, start)})
+        merge = False
+    index = model.layout.locate(np.asarray(ds[CHROM].values), np.asarray(ds[START].values))
+    chunks = _position_chunks(ds, position_chunk)
+    state = dask.delayed(ImputeState.from_net(model.net), pure=True, traverse=False)
+    c_idx = [model.celltypes.index(c) for c in celltypes]
+    a_idx = [model.assays.index(a) for a in assays]
+    data = da.map_blocks(
+        _impute_block,
+        da.from_array(index, chunks=(chunks,), name=False),
+        state,
+        c_idx,
+        a_idx,
+        new_axis=[0, 1],
+        chunks=((len(c_idx),), (len(a_idx),), chunks),
+        dtype=np.float32,
+        meta=np.empty((0, 0, 0), dtype=np.float32),
+        name="avocado-impute-" + dask.base.tokenize(index, state, c_idx, a_idx, chunks),
+    )
+    imputed = xr.DataArray(
+        data,
+        dims=(DIM_CELLTYPE, DIM_ASSAY, DIM_POSITION),
+        coords={
+            DIM_CELLTYPE: np.asarray(celltypes, dtype=object),
+            DIM_ASSAY: np.asarray(assays, dtype=object),
+            CHROM: ds[CHROM].variable,
+            START: ds[START].variable,
+        },
+        attrs={"long_name": "imputed arcsinh(-log10 p)", **model.attrs},
+        name=IMPUTED,
+    )
+    if not merge:
+        return imputed.to_dataset().assign_attrs(model.attrs)
+    out = ds
+    if DIM_CELLTYPE in ds.dims or DIM_ASSAY in ds.dims:
+        out = ds.sel(
+            {k: v for k, v in ((DIM_CELLTYPE, celltypes), (DIM_ASSAY, assays)) if k in ds.dims}
+        )
+    if IMPUTED in out:
+        warnings.warn("Overwriting the existing 'imputed' variable.", UserWarning, stacklevel=2)
+    out = out.assign({IMPUTED: imputed})
+    return out.assign_attrs({**ds.attrs, **model.attrs})
+
+
+def _position_chunks(ds: xr.Dataset, position_chunk: int | None) -> tuple[int, ...]:
+    n = ds.sizes[DIM_POSITION]
+    if position_chunk is None and SIGNAL in ds and isinstance(ds[SIGNAL].data, da.Array):
+        return ds[SIGNAL].data.chunks[ds[SIGNAL].dims.index(DIM_POSITION)]
+    size = int(position_chunk or DEFAULT_POSITION_CHUNK)
+    if size < 1:
+        raise ChunkingError(f"position_chunk must be positive, got {size}")
+    return tuple(min(size, n - lo) for lo in range(0, n, size))

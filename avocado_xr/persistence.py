@@ -1,0 +1,112 @@
+"""Saving and loading trained models: JSON configuration plus weights, no code execution."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from pathlib import Path
+
+import torch
+
+from .config import AvocadoConfig
+from .exceptions import ModelFileError
+from .genome import GenomeLayout
+from .model import AvocadoModel
+from .network import AvocadoNet
+
+__all__ = ["load_model", "save_model"]
+
+FORMAT = "avocado_xr-model-1"
+CONFIG_FILE = "model.json"
+WEIGHTS_FILE = "weights.pt"
+
+
+def save_model(model: AvocadoModel, path: str | os.PathLike, *, overwrite: bool = False) -> None:
+    """Write ``model.json`` (configuration, labels, genome layout, history) and ``weights.pt``.
+
+    The weights file holds only tensors (a state dict) and is read back with
+    ``torch.load(weights_only=True)``, so loading a model never executes code.
+    """
+    from . import __version__
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ModelFileError(f"{str(path)!r} exists and is not a directory.")
+    if (path / CONFIG_FILE).exists() and not overwrite:
+        raise ModelFileError(f"{str(path)!r} already holds a model; pass overwrite=True.")
+    path.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "format": FORMAT,
+        "avocado_xr_version": __version__,
+        "config": model.config.to_dict(),
+        "celltypes": model.celltypes,
+        "assays": model.assays,
+        "layout": model.layout.to_dict(),
+        "history": model.history,
+        "training": model.training,
+    }
+    state = {k: v.detach().cpu() for k, v in model.net.state_dict().items()}
+    torch.save(state, path / WEIGHTS_FILE)
+    (path / CONFIG_FILE).write_text(json.dumps(meta, indent=1))
+
+
+def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> AvocadoModel:
+    """Load a model written by :func:`save_model` (weights read with ``weights_only=True``).
+
+    Examples
+    --------
+    >>> import tempfile, avocado_xr as ax
+    >>> ds = ax.testing.simulate_compendium(n_positions=1_000, seed=0)
+    >>> model = ax.fit(ds, epochs=1, n_layers=1, n_nodes=8, batch_size=500, device="cpu")
+    >>> directory = tempfile.mkdtemp()
+    >>> model.save(directory)
+    >>> ax.load_model(directory).celltypes == model.celltypes
+    True
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise ModelFileError(f"No model directory at {str(path)!r}.")
+    for name in (CONFIG_FILE, WEIGHTS_FILE):
+        if not (path / name).is_file():
+            raise ModelFileError(
+                f"{str(path)!r} has no {name}; it is not a saved avocado_xr model."
+            )
+    try:
+        meta = json.loads((path / CONFIG_FILE).read_text())
+    except json.JSONDecodeError as err:
+        raise ModelFileError(f"{path / CONFIG_FILE} is not valid JSON: {err}") from err
+    if meta.get("format") != FORMAT:
+        raise ModelFileError(
+            f"{path / CONFIG_FILE} has format {meta.get('format')!r}, expected {FORMAT!r}."
+        )
+    try:
+        config = AvocadoConfig.from_dict(meta["config"])
+        layout = GenomeLayout.from_dict(meta["layout"])
+        celltypes, assays = list(meta["celltypes"]), list(meta["assays"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise ModelFileError(f"{path / CONFIG_FILE} is incomplete or malformed: {err}") from err
+    net = AvocadoNet(
+        len(celltypes),
+        len(assays),
+        layout.scale_index(250)[0],
+        layout.scale_index(5000)[0],
+        config,
+    )
+    try:
+        state = torch.load(path / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+        net.load_state_dict(state)
+    except (RuntimeError, OSError, EOFError, KeyError, pickle.UnpicklingError) as err:
+        raise ModelFileError(
+            f"{path / WEIGHTS_FILE} does not hold weights matching {CONFIG_FILE}: {err}"
+        ) from err
+    net.to(device).eval()
+    return AvocadoModel(
+        net,
+        config,
+        celltypes=celltypes,
+        assays=assays,
+        layout=layout,
+        history=list(meta.get("history", [])),
+        training=dict(meta.get("training", {})),
+    )

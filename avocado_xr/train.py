@@ -1,0 +1,367 @@
+"""Training: ``fit(ds, ...)`` learns an Avocado model from a (lazy) compendium."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import xarray as xr
+from tqdm.auto import tqdm
+
+from ._compat import autocast, resolve_device
+from .config import AvocadoConfig
+from .exceptions import AvocadoXrError, InvalidSignalError
+from .genome import GenomeLayout
+from .model import AvocadoModel
+from .network import AvocadoNet
+from .optim import RowAdam
+from .sampler import BlockSampler
+from .variables import (
+    CHROM,
+    DIM_ASSAY,
+    DIM_CELLTYPE,
+    OBSERVED,
+    RESOLUTION,
+    START,
+    check_names,
+    validate,
+)
+
+__all__ = ["fit", "AvocadoXrWarning"]
+
+CHECKPOINT_FILE = "checkpoint.pt"
+_CONFIG_FIELDS = {f.name for f in dataclasses.fields(AvocadoConfig)}
+
+
+class AvocadoXrWarning(UserWarning):
+    """Something works but probably not as the user intended."""
+
+
+def fit(
+    ds: xr.Dataset,
+    *,
+    epochs: int = 10,
+    validation: Sequence[tuple[str, str]] | None = None,
+    device: str | torch.device | None = None,
+    seed: int = 0,
+    verbose: bool = False,
+    checkpoint: str | os.PathLike | None = None,
+    block_size: int | None = None,
+    precision: str = "float32",
+    config: AvocadoConfig | None = None,
+    **hyperparameters,
+) -> AvocadoModel:
+    """Fit an Avocado model to the observed tracks of a compendium.
+
+    One epoch visits every position once, each with a randomly chosen observed experiment
+    (the paper's definition). Minibatches are drawn block by block from ``ds`` (lazily for
+    Dask/zarr-backed data, the next block read while the current one trains), so memory is
+    bounded by the block size plus the model's embedding tables.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        The compendium (see :func:`avocado_xr.validate`).
+    epochs : int
+        Passes over the position axis. Default is 10.
+    validation : list of (celltype, assay), optional
+        Observed tracks to hold out of training; their mean squared error is measured after
+        every epoch and recorded in ``model.history``.
+    device : str or torch.device, optional
+        Default: CUDA when available, else CPU.
+    seed : int
+        Seeds initialisation, sampling and dropout; on CPU the same seed gives the same
+        model. Default is 0.
+    verbose : bool
+        Show tqdm progress bars. Default is False.
+    checkpoint : str or path, optional
+        Directory for a checkpoint written after every epoch. If it already holds a
+        checkpoint of the same run (same data layout, configuration and seed), training
+        resumes after its last epoch instead of restarting.
+    block_size : int, optional
+        Positions read per block (default: the zarr/Dask chunk size along ``position``).
+    precision : {"float32", "bfloat16"}
+        Matmul precision. ``"bfloat16"`` autocasts the network (several times faster on
+        CPUs with AVX512-BF16/AMX and on GPUs). Default is "float32".
+    config : AvocadoConfig, optional
+        Hyperparameters; keyword arguments named like its fields override it, e.g.
+        ``n_layers=1, n_nodes=128, batch_size=10_000, lr=0.01, dropout=0.5``.
+
+    Returns
+    -------
+    AvocadoModel
+        The trained model, with ``history`` (one dict per epoch: ``loss``, ``val_mse``,
+        ``seconds``, ``samples_per_second``).
+
+    Examples
+    --------
+    >>> import avocado_xr as ax
+    >>> ds = ax.testing.simulate_compendium(n_positions=2_000, seed=0)
+    >>> model = ax.fit(ds, epochs=2, n_layers=1, n_nodes=16, batch_size=500,
+    ...                validation=[("C1", "A0")], device="cpu")
+    >>> [sorted(h) for h in model.history][:1]
+    [['epoch', 'loss', 'samples_per_second', 'seconds', 'val_mse']]
+    """
+    validate(ds)
+    unknown = set(hyperparameters) - _CONFIG_FIELDS
+    if unknown:
+        raise TypeError(
+            f"fit() got unknown keyword(s) {sorted(unknown)}; hyperparameters are "
+            f"{sorted(_CONFIG_FIELDS)}."
+        )
+    config = (config or AvocadoConfig()).replace(**hyperparameters)
+    if epochs < 0:
+        raise ValueError(f"epochs must be >= 0, got {epochs}")
+    device = resolve_device(device)
+    autocast(device, precision)  # validates precision early
+
+    celltypes = [str(c) for c in ds.indexes[DIM_CELLTYPE]]
+    assays = [str(a) for a in ds.indexes[DIM_ASSAY]]
+    held_out = _validation_pairs(ds, validation, celltypes, assays)
+    observed = np.asarray(ds[OBSERVED].values)
+    train_pairs = [
+        (i, j) for i, j in np.argwhere(observed) if (celltypes[i], assays[j]) not in held_out
+    ]
+    if not train_pairs:
+        raise InvalidSignalError("No observed track is left for training.")
+    _warn_untrained(train_pairs, celltypes, assays)
+
+    layout = GenomeLayout.from_coords(
+        ds[CHROM].values, ds[START].values, int(ds.attrs.get("resolution", RESOLUTION))
+    )
+    sampler = BlockSampler(
+        ds, pairs=train_pairs, block_size=block_size, batch_size=config.batch_size
+    )
+    val_sampler = None
+    if held_out:
+        val_idx = [(celltypes.index(c), assays.index(a)) for c, a in held_out]
+        val_sampler = BlockSampler(
+            ds, pairs=val_idx, block_size=sampler.block_size, batch_size=config.batch_size
+        )
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = AvocadoNet(
+            len(celltypes),
+            len(assays),
+            layout.scale_index(250)[0],
+            layout.scale_index(5000)[0],
+            config,
+        )
+    net.to(device)
+    optimizers = _optimizers(net, config)
+    history: list[dict] = []
+    first_epoch = 0
+    fingerprint = _fingerprint(config, layout, celltypes, assays, train_pairs, seed)
+    ckpt_path = Path(checkpoint) / CHECKPOINT_FILE if checkpoint is not None else None
+    if ckpt_path is not None and ckpt_path.exists():
+        first_epoch, history = _load_checkpoint(ckpt_path, net, optimizers, fingerprint, device)
+
+    model = AvocadoModel(
+        net,
+        config,
+        celltypes=celltypes,
+        assays=assays,
+        layout=layout,
+        history=history,
+        training={
+            "seed": seed,
+            "precision": precision,
+            "train_tracks": [f"{celltypes[i]}/{assays[j]}" for i, j in train_pairs],
+            "validation_tracks": [f"{c}/{a}" for c, a in held_out],
+            "genome": str(ds.attrs.get("genome", "unknown")),
+        },
+    )
+    epoch_bar = tqdm(
+        range(first_epoch, epochs),
+        desc="epochs",
+        disable=not verbose,
+        initial=first_epoch,
+        total=epochs,
+    )
+    for epoch in epoch_bar:
+        tic = time.perf_counter()
+        loss = _train_epoch(
+            net, sampler, optimizers, config, device, precision, seed, epoch, verbose
+        )
+        seconds = time.perf_counter() - tic
+        record = {
+            "epoch": epoch + 1,
+            "loss": loss,
+            "seconds": seconds,
+            "samples_per_second": sampler.n_positions / seconds,
+        }
+        if val_sampler is not None:
+            record["val_mse"] = _validation_mse(net, val_sampler, device, precision)
+        history.append(record)
+        epoch_bar.set_postfix(
+            {k: f"{v:.4f}" for k, v in record.items() if "loss" in k or "mse" in k}
+        )
+        if ckpt_path is not None:
+            _save_checkpoint(ckpt_path, net, optimizers, fingerprint, epoch + 1, history)
+    net.eval()
+    return model
+
+
+def _validation_pairs(ds, validation, celltypes, assays) -> list[tuple[str, str]]:
+    if validation is None:
+        return []
+    pairs = []
+    observed = ds[OBSERVED]
+    for pair in validation:
+        celltype, assay = pair
+        check_names(celltype, celltypes, DIM_CELLTYPE)
+        check_names(assay, assays, DIM_ASSAY)
+        if not bool(observed.sel({DIM_CELLTYPE: celltype, DIM_ASSAY: assay})):
+            raise InvalidSignalError(
+                f"Validation track ({celltype!r}, {assay!r}) is not observed in the data, so "
+                "there is nothing to score; pass the compendium before masking it, and fit() "
+                "holds the validation tracks out of training itself."
+            )
+        pairs.append((str(celltype), str(assay)))
+    return pairs
+
+
+def _warn_untrained(train_pairs, celltypes, assays) -> None:
+    seen_c = {i for i, _ in train_pairs}
+    seen_a = {j for _, j in train_pairs}
+    lonely = [celltypes[i] for i in range(len(celltypes)) if i not in seen_c]
+    lonely += [assays[j] for j in range(len(assays)) if j not in seen_a]
+    if lonely:
+        warnings.warn(
+            f"{lonely} have no training track; their factors stay at their random "
+            "initialisation and their imputations are meaningless.",
+            AvocadoXrWarning,
+            stacklevel=3,
+        )
+
+
+def _optimizers(net: AvocadoNet, config: AvocadoConfig) -> tuple[torch.optim.Adam, RowAdam]:
+    """Adam on the dense parameters; lazy row-wise Adam on the genome tables."""
+    genome = [table.weight for table in net.genome_tables()]
+    genome_ids = {id(p) for p in genome}
+    dense = [p for p in net.parameters() if id(p) not in genome_ids]
+    kwargs = {"lr": config.lr, "betas": (0.9, 0.999), "eps": 1e-8}
+    return torch.optim.Adam(dense, **kwargs), RowAdam([w.data for w in genome], **kwargs)
+
+
+def _gather_genome(net: AvocadoNet, rows: RowAdam, position: torch.Tensor) -> torch.Tensor:
+    """Genome features of a batch, as leaves that ``rows`` updates after backward.
+
+    Within an epoch every position appears once, so the 25-bp rows are unique.
+    """
+    return torch.cat(
+        [
+            rows.gather(0, position, unique=True),
+            rows.gather(1, net.index_250bp[position]),
+            rows.gather(2, net.index_5kbp[position]),
+        ],
+        dim=1,
+    )
+
+
+def _to_tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(array)).to(device, non_blocking=True)
+
+
+def _train_epoch(net, sampler, optimizers, config, device, precision, seed, epoch, verbose):
+    rng = np.random.default_rng([seed, epoch])
+    net.train()
+    total, count = 0.0, 0
+    bar = tqdm(total=len(sampler), desc=f"epoch {epoch + 1}", leave=False, disable=not verbose)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed * 1_000_003 + epoch)
+        for batch in sampler.epoch(rng):
+            celltype = _to_tensor(batch.celltype, device)
+            assay = _to_tensor(batch.assay, device)
+            position = _to_tensor(batch.position, device)
+            target = _to_tensor(batch.value, device)
+            dense, rows = optimizers
+            dense.zero_grad(set_to_none=True)
+            rows.zero_grad()
+            genome = _gather_genome(net, rows, position)
+            with autocast(device, precision):
+                pred = net.head(celltype, assay, genome)
+            loss = torch.nn.functional.mse_loss(pred.float(), target)
+            objective = loss
+            if config.genome_l2:
+                objective = loss + config.genome_l2 * genome.pow(2).sum(1).mean()
+            objective.backward()
+            dense.step()
+            rows.step()
+            total += float(loss.detach()) * len(batch)
+            count += len(batch)
+            bar.update()
+    bar.close()
+    return total / max(count, 1)
+
+
+@torch.no_grad()
+def _validation_mse(net, sampler: BlockSampler, device, precision) -> float:
+    """Mean squared error over all positions of the held-out tracks (block by block)."""
+    net.eval()
+    sse, count = 0.0, 0
+    pairs = sampler.pairs
+    for (lo, hi), values in sampler.iter_blocks(range(len(sampler.blocks))):
+        position = torch.arange(lo, hi, device=device)
+        with autocast(device, precision):
+            genome = net.genome_features(position)
+            for k, (c, a) in enumerate(pairs):
+                n = hi - lo
+                pred = net.head(
+                    torch.full((n,), int(c), device=device),
+                    torch.full((n,), int(a), device=device),
+                    genome,
+                ).float()
+                target = torch.from_numpy(values[k]).to(device)
+                sse += float(((pred - target) ** 2).sum())
+                count += n
+    return sse / count
+
+
+def _fingerprint(config, layout, celltypes, assays, train_pairs, seed) -> dict:
+    return {
+        "config": config.digest(),
+        "layout": layout.to_dict(),
+        "celltypes": celltypes,
+        "assays": assays,
+        "train_pairs": [[int(i), int(j)] for i, j in train_pairs],
+        "seed": int(seed),
+    }
+
+
+def _save_checkpoint(path: Path, net, optimizers, fingerprint, epoch, history) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        "format": "avocado_xr-checkpoint-1",
+        "epoch": epoch,
+        "fingerprint": fingerprint,
+        "history": history,
+        "net": net.state_dict(),
+        "optimizers": [opt.state_dict() for opt in optimizers],
+    }
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)  # atomic: an interrupted save never leaves a broken checkpoint
+
+
+def _load_checkpoint(path: Path, net, optimizers, fingerprint, device):
+    state = torch.load(path, map_location=device, weights_only=True)
+    if state.get("format") != "avocado_xr-checkpoint-1":
+        raise AvocadoXrError(f"{path} is not an avocado_xr checkpoint.")
+    if state["fingerprint"] != fingerprint:
+        differs = sorted(k for k in fingerprint if state["fingerprint"].get(k) != fingerprint[k])
+        raise AvocadoXrError(
+            f"The checkpoint in {path.parent} belongs to a different run (differs in "
+            f"{differs}); use another checkpoint directory or delete it to start afresh."
+        )
+    net.load_state_dict(state["net"])
+    for opt, opt_state in zip(optimizers, state["optimizers"], strict=True):
+        opt.load_state_dict(opt_state)
+    return int(state["epoch"]), list(state["history"])

@@ -1,0 +1,156 @@
+"""Names of dimensions and variables, and validation of the compendium contract.
+
+The compendium is an :class:`xarray.Dataset` with ``signal`` (celltype, assay, position),
+``observed`` (celltype, assay) and the coordinates ``celltype``, ``assay``, ``chrom`` and
+``start`` (see DESIGN.md, section 1). :func:`validate` checks all of it without loading any
+signal values unless ``check_values=True`` is asked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import dask
+import numpy as np
+import xarray as xr
+
+from .exceptions import (
+    DimensionError,
+    InvalidSignalError,
+    UnknownAssayError,
+    UnknownCelltypeError,
+)
+
+__all__ = [
+    "DIM_ASSAY",
+    "DIM_CELLTYPE",
+    "DIM_POSITION",
+    "RESOLUTION",
+    "validate",
+    "check_names",
+]
+
+DIM_CELLTYPE = "celltype"
+DIM_ASSAY = "assay"
+DIM_POSITION = "position"
+SIGNAL = "signal"
+OBSERVED = "observed"
+IMPUTED = "imputed"
+CHROM = "chrom"
+START = "start"
+RESOLUTION = 25
+
+_SPECS = {
+    SIGNAL: ((DIM_CELLTYPE, DIM_ASSAY, DIM_POSITION), "f"),
+    OBSERVED: ((DIM_CELLTYPE, DIM_ASSAY), "b"),
+    CHROM: ((DIM_POSITION,), "OUT"),
+    START: ((DIM_POSITION,), "iu"),
+}
+
+
+def _check_spec(ds: xr.Dataset, name: str) -> None:
+    dims, kinds = _SPECS[name]
+    if name not in ds.variables:
+        raise DimensionError(
+            f"The compendium has no variable {name!r}; it needs {name!r} with dims {dims}. "
+            "Build compendia with avocado_xr.datasets, avocado_xr.testing.simulate_compendium "
+            "or avocado_xr.open_compendium."
+        )
+    var = ds[name]
+    if var.dims != dims:
+        raise DimensionError(
+            f"Variable {name!r} must have dims {dims} but has {var.dims}. "
+            f"Consider ds[{name!r}].transpose(*{dims})."
+        )
+    if var.dtype.kind not in kinds:
+        raise DimensionError(
+            f"Variable {name!r} has dtype {var.dtype}, expected one of kind(s) {kinds!r}."
+        )
+
+
+def validate(ds: xr.Dataset, *, check_values: bool = False) -> xr.Dataset:
+    """Check that ``ds`` follows the compendium contract.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        The compendium.
+    check_values : bool
+        Also scan the signal (this computes Dask-backed data): NaN inside an observed track
+        and finite values in an unobserved one are errors. Default is False.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``ds`` itself, so the call can be chained.
+
+    Raises
+    ------
+    DimensionError
+        A variable or coordinate is missing or has the wrong dims or dtype.
+    InvalidSignalError
+        With ``check_values=True``, NaN inside an observed track (the message names the pair).
+
+    Examples
+    --------
+    >>> import avocado_xr as ax
+    >>> ds = ax.testing.simulate_compendium(n_positions=2_000, seed=0)
+    >>> ax.validate(ds, check_values=True) is ds
+    True
+    >>> ax.validate(ds.drop_vars("observed"))
+    Traceback (most recent call last):
+    ...
+    avocado_xr.exceptions.DimensionError: The compendium has no variable 'observed'; ...
+    """
+    for name in _SPECS:
+        _check_spec(ds, name)
+    for dim in (DIM_CELLTYPE, DIM_ASSAY):
+        if dim not in ds.indexes:
+            raise DimensionError(f"The compendium needs an index coordinate {dim!r} of names.")
+        names = ds.indexes[dim]
+        if not names.is_unique:
+            dup = names[names.duplicated()].tolist()
+            raise DimensionError(f"Duplicate {dim} names {dup}; each {dim} must appear once.")
+    if ds.sizes[DIM_POSITION] == 0:
+        raise DimensionError("The compendium has no positions.")
+    if check_values:
+        _check_values(ds)
+    return ds
+
+
+def _check_values(ds: xr.Dataset) -> None:
+    observed = np.asarray(ds[OBSERVED].values)
+    has_nan = ds[SIGNAL].isnull().any(DIM_POSITION)
+    all_nan = ds[SIGNAL].isnull().all(DIM_POSITION)
+    has_nan, all_nan = (np.asarray(v) for v in dask.compute(has_nan, all_nan))
+    celltypes = ds.indexes[DIM_CELLTYPE]
+    assays = ds.indexes[DIM_ASSAY]
+    for i, j in zip(*np.nonzero(observed & has_nan), strict=True):
+        raise InvalidSignalError(
+            f"Track ({celltypes[i]!r}, {assays[j]!r}) is marked observed but its signal has NaN. "
+            "Fill gaps explicitly (the paper's recipe is NaN -> 0 before arcsinh) or mark the "
+            "track unobserved with ds.avocado.mask()."
+        )
+    for i, j in zip(*np.nonzero(~observed & ~all_nan), strict=True):
+        raise InvalidSignalError(
+            f"Track ({celltypes[i]!r}, {assays[j]!r}) is marked unobserved but has signal values; "
+            "set observed to True for it, or hide it with ds.avocado.mask()."
+        )
+
+
+def check_names(values: Iterable[str] | str | None, known, dim: str) -> list[str]:
+    """Return ``values`` as a list of names that all occur in ``known``.
+
+    ``None`` means all of ``known``; a single string is one name.
+    """
+    known = [str(k) for k in known]
+    if values is None:
+        return known
+    if isinstance(values, str):
+        values = [values]
+    values = [str(v) for v in values]
+    missing = [v for v in values if v not in known]
+    if missing:
+        error = UnknownCelltypeError if dim == DIM_CELLTYPE else UnknownAssayError
+        raise error(f"Unknown {dim} {missing}; the known {dim}s are {known}.")
+    return values

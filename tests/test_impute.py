@@ -1,0 +1,156 @@
+"""Imputation is lazy and streams block by block; factors; save and load."""
+
+from __future__ import annotations
+
+import os
+import pickle
+
+import dask
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+from _helpers import raise_if_dask_computes
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import avocado_xr as ax
+from avocado_xr.exceptions import ModelFileError, RegionError
+from avocado_xr.impute import ImputeState
+
+SMALL = {"n_layers": 2, "n_nodes": 16, "batch_size": 500, "device": "cpu"}
+
+
+@pytest.fixture(scope="module")
+def sim():
+    return ax.testing.simulate_compendium(n_celltypes=3, n_assays=3, n_positions=2_400, seed=7)
+
+
+@pytest.fixture(scope="module")
+def model(sim):
+    return ax.fit(sim, epochs=2, **SMALL)
+
+
+@pytest.fixture(scope="module")
+def store(sim, tmp_path_factory):
+    path = tmp_path_factory.mktemp("impute") / "sim.zarr"
+    ax.save_compendium(sim, path, position_chunk=500)
+    return path
+
+
+def _eager(model, celltype, assay, positions=None):
+    return model.predict(celltype, assay, positions)
+
+
+def test_impute_builds_lazily_and_matches_the_network(model, store, sim):
+    lazy = ax.open_compendium(store)
+    with raise_if_dask_computes():
+        imp = lazy.avocado.impute(model)
+        sub = imp.sel(celltype="C1", assay="A2")
+    assert hasattr(imp.imputed.data, "chunks")
+    assert imp.imputed.data.chunks[2] == (500, 500, 500, 500, 400)
+    np.testing.assert_allclose(sub.imputed.values, _eager(model, "C1", "A2"), rtol=1e-5, atol=1e-6)
+    # merge=True keeps the observed signal beside the imputation, with the same coordinates
+    assert set(imp.data_vars) == {"signal", "observed", "imputed"}
+    xr.testing.assert_equal(imp.start, sim.start)
+    assert imp.attrs["source"].startswith("avocado_xr-")
+    assert imp.imputed.attrs["avocado_config_digest"] == model.config.digest()
+
+
+def test_writing_streams_block_by_block(model, store, tmp_path, monkeypatch):
+    calls = []
+    original = ImputeState.predict_block
+
+    def spy(self, position, celltypes, assays):
+        calls.append(len(position))
+        return original(self, position, celltypes, assays)
+
+    monkeypatch.setattr(ImputeState, "predict_block", spy)
+    imp = model.impute(ax.open_compendium(store), merge=False)
+    assert calls == []  # building computed nothing
+    with dask.config.set(scheduler="synchronous"):
+        imp.to_zarr(tmp_path / "imputed.zarr", zarr_format=3, consolidated=False)
+    assert sorted(calls) == [400, 500, 500, 500, 500]  # one network call per block
+    written = xr.open_zarr(tmp_path / "imputed.zarr", consolidated=False)
+    assert written.imputed.encoding["chunks"][2] == 500
+    np.testing.assert_allclose(
+        written.imputed.sel(celltype="C0", assay="A0").values,
+        _eager(model, "C0", "A0"),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+
+@settings(max_examples=8, deadline=None)
+@given(st.integers(7, 2_400))
+def test_result_does_not_depend_on_chunking(model, chunk):
+    reference = model.impute(None, position_chunk=2_400).imputed.values
+    result = model.impute(None, position_chunk=chunk).imputed.values
+    np.testing.assert_allclose(result, reference, rtol=1e-5, atol=1e-6)  # BLAS rounding only
+
+
+def test_subsets_and_regions(model, sim):
+    full = model.impute(sim, merge=False)
+    region = sim.avocado.region("chr2:2,000-5,000")
+    part = model.impute(region, celltypes="C2", assays=["A0", "A1"])
+    assert part.imputed.dims == ("celltype", "assay", "position")
+    assert list(part.celltype.values) == ["C2"] and part.sizes["assay"] == 2
+    expected = ax.region(full, "chr2:2,000-5,000").imputed.sel(celltype=["C2"], assay=["A0", "A1"])
+    np.testing.assert_array_equal(part.imputed.values, expected.values)
+    moved = sim.assign_coords(start=sim.start + 10_000_000)
+    with pytest.raises(RegionError, match="not among the model's positions"):
+        model.impute(moved)
+    with pytest.raises(ax.AvocadoXrError, match="Unknown assay"):
+        model.impute(sim, assays=["H3K4me3"])
+
+
+def test_factors_are_labelled(model):
+    fac = model.factors()
+    assert fac.celltype_factors.dims == ("celltype", "celltype_factor")
+    assert fac.celltype_factors.shape == (3, 32)
+    assert fac.assay_factors.shape == (3, 256)
+    assert fac.genome_factors_25bp.shape == (2_400, 25)
+    # coarse bins carry their own coordinates and never straddle the chr1/chr2 boundary
+    assert fac.genome_factors_250bp.dims == ("position_250bp", "factor_250bp")
+    assert fac.sizes["position_250bp"] == 240 and fac.sizes["position_5kbp"] == 12
+    assert set(fac.chrom_5kbp.values) == {"chr1", "chr2"}
+    features = fac.genome_features
+    assert hasattr(features.data, "chunks") and features.shape == (2_400, 110)
+    with torch.no_grad():
+        expected = model.net.genome_features(torch.arange(2_400)).numpy()
+    np.testing.assert_array_equal(features.values, expected)
+    assert fac.attrs["source"].startswith("avocado_xr-")
+
+
+def test_save_and_load_predict_identically(model, sim, tmp_path):
+    model.save(tmp_path / "m")
+    loaded = ax.load_model(tmp_path / "m")
+    assert loaded.config == model.config and loaded.layout == model.layout
+    assert loaded.history == model.history
+    np.testing.assert_array_equal(
+        loaded.impute(sim, merge=False).imputed.values,
+        model.impute(sim, merge=False).imputed.values,
+    )
+    with pytest.raises(ModelFileError, match="already holds a model"):
+        model.save(tmp_path / "m")
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (os.system, ("touch EXPLOITED",))
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+def test_loading_never_executes_code(model, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    model.save(tmp_path / "m")
+    with open(tmp_path / "m" / "weights.pt", "wb") as fh:
+        pickle.dump({"payload": _Exploit()}, fh)
+    with pytest.raises(ModelFileError, match="weights"):
+        ax.load_model(tmp_path / "m")
+    assert not (tmp_path / "EXPLOITED").exists()
+    with pytest.raises(ModelFileError, match="No model directory"):
+        ax.load_model(tmp_path / "nothing")
+    (tmp_path / "m" / "model.json").write_text("{not json")
+    with pytest.raises(ModelFileError, match="not valid JSON"):
+        ax.load_model(tmp_path / "m")

@@ -1,0 +1,108 @@
+"""The network: the paper's architecture and initialisation, and its training pieces."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from avocado_xr.config import AvocadoConfig
+from avocado_xr.network import AvocadoNet, fast_dropout
+from avocado_xr.optim import RowAdam
+
+
+def make_net(config=None, n_positions=1_000):
+    index = np.arange(n_positions)
+    return AvocadoNet(5, 4, index // 10, index // 200, config or AvocadoConfig())
+
+
+def test_paper_defaults():
+    cfg = AvocadoConfig()
+    assert (cfg.n_celltype_factors, cfg.n_assay_factors) == (32, 256)
+    assert (cfg.n_25bp_factors, cfg.n_250bp_factors, cfg.n_5kbp_factors) == (25, 40, 45)
+    assert (cfg.n_layers, cfg.n_nodes, cfg.lr, cfg.embedding_init) == (2, 2048, 0.01, 0.5)
+    assert cfg.dropout > 0
+    net = make_net(cfg)
+    shapes = {n: tuple(p.shape) for n, p in net.named_parameters()}
+    assert shapes["celltype.weight"] == (5, 32)
+    assert shapes["assay.weight"] == (4, 256)
+    assert shapes["genome_25bp.weight"] == (1_000, 25)
+    assert shapes["genome_250bp.weight"] == (100, 40)
+    assert shapes["genome_5kbp.weight"] == (5, 45)
+    assert shapes["hidden.0.weight"] == (2048, 32 + 256 + 110)
+    assert shapes["hidden.1.weight"] == (2048, 2048)
+    assert shapes["output.weight"] == (1, 2048)
+
+
+def test_initialisation_is_uniform_and_glorot():
+    torch.manual_seed(0)
+    net = make_net(AvocadoConfig(n_nodes=256))
+    for table in net.embeddings():
+        w = table.weight.detach()
+        assert w.min() >= -0.5 and w.max() <= 0.5 and w.std() > 0.25  # U(-0.5, 0.5): std 0.289
+    first = net.hidden[0].weight.detach()
+    limit = np.sqrt(6 / (first.shape[0] + first.shape[1]))
+    assert first.abs().max() <= limit and first.abs().max() > 0.95 * limit
+    assert torch.all(net.hidden[0].bias == 0)
+
+
+def test_split_first_layer_equals_concatenation():
+    torch.manual_seed(1)
+    net = make_net(AvocadoConfig(n_layers=2, n_nodes=64)).eval()
+    c = torch.tensor([0, 4, 2, 2])
+    a = torch.tensor([3, 0, 1, 1])
+    p = torch.tensor([0, 999, 500, 501])
+    x = torch.cat([net.celltype(c), net.assay(a), net.genome_features(p)], dim=1)
+    for layer in net.hidden:
+        x = torch.relu(layer(x))
+    expected = net.output(x).squeeze(1)
+    torch.testing.assert_close(net(c, a, p), expected)
+
+
+def test_linear_network_without_hidden_layers():
+    net = make_net(AvocadoConfig(n_layers=0)).eval()
+    out = net(torch.tensor([1]), torch.tensor([1]), torch.tensor([7]))
+    assert out.shape == (1,)
+
+
+@pytest.mark.parametrize("p", [0.5, 0.25, 0.1])
+def test_fast_dropout_rate_and_scale(p):
+    torch.manual_seed(0)
+    x = torch.ones(200_000)
+    y = fast_dropout(x, p, training=True)
+    kept = (y != 0).float().mean().item()
+    assert abs(kept - (1 - round(p * 256) / 256)) < 0.005
+    assert abs(y.mean().item() - 1) < 0.01  # inverted dropout keeps the expectation
+    assert torch.equal(fast_dropout(x, p, training=False), x)
+    torch.manual_seed(0)
+    assert torch.equal(fast_dropout(x, p, training=True), y)  # seeded
+
+
+def test_row_adam_matches_sparse_adam():
+    """RowAdam is the SparseAdam (lazy Adam) update, without sparse gradients."""
+    torch.manual_seed(0)
+    init = torch.randn(50, 3)
+    ours = init.clone()
+    reference = torch.nn.Embedding.from_pretrained(init.clone(), freeze=False, sparse=True)
+    opt_ref = torch.optim.SparseAdam(reference.parameters(), lr=0.05)
+    opt = RowAdam([ours], lr=0.05)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        idx = torch.from_numpy(rng.integers(0, 50, size=30))
+        target = torch.randn(30, 3)
+        opt_ref.zero_grad()
+        ((reference(idx) - target) ** 2).sum().backward()
+        opt_ref.step()
+        opt.zero_grad()
+        ((opt.gather(0, idx) - target) ** 2).sum().backward()
+        opt.step()
+    torch.testing.assert_close(ours, reference.weight.detach(), rtol=1e-5, atol=1e-6)
+
+
+def test_config_validates():
+    with pytest.raises(ValueError, match="dropout"):
+        AvocadoConfig(dropout=1.0)
+    with pytest.raises(ValueError, match="n_nodes"):
+        AvocadoConfig(n_nodes=0)
+    with pytest.raises(TypeError):
+        AvocadoConfig().replace(n_nodez=3)
