@@ -17,7 +17,7 @@ import pandas as pd
 import xarray as xr
 
 from . import __version__
-from .exceptions import ChunkingError, RegionError
+from .exceptions import ChunkingError, RegionError, StoreError
 from .genome import parse_region
 from .variables import (
     CHROM,
@@ -223,9 +223,7 @@ def save_compendium(
     """
     validate(ds)
     if mode == "w-" and os.path.exists(os.fspath(store)):
-        raise FileExistsError(
-            f"{os.fspath(store)!r} already exists; pass mode='w' to overwrite it."
-        )
+        raise StoreError(f"{os.fspath(store)!r} already exists; pass mode='w' to overwrite it.")
     out = ds.copy()
     for name in out.variables:
         out[name].encoding = {}
@@ -265,7 +263,9 @@ def open_compendium(store: str | os.PathLike, *, validate_store: bool = True) ->
     """
     path = os.fspath(store)
     if not os.path.exists(path):
-        raise FileNotFoundError(f"No zarr store at {path!r}.")
+        raise StoreError(
+            f"No zarr store at {path!r}; write one with save_compendium() or ingest()."
+        )
     ds = xr.open_zarr(path, consolidated=False, zarr_format=3)
     # small variables are read straight from the store (no Dask), the signal stays lazy
     meta = xr.open_zarr(path, consolidated=False, zarr_format=3, chunks=None)

@@ -14,6 +14,7 @@ __all__ = [
     "InvalidSignalError",
     "ModelFileError",
     "RegionError",
+    "StoreError",
     "UnknownAssayError",
     "UnknownCelltypeError",
 ]
@@ -51,6 +52,10 @@ class RegionError(AvocadoXrError, ValueError):
 
 class ChunkingError(AvocadoXrError, ValueError):
     """Dask chunks do not fit what a blockwise operation needs."""
+
+
+class StoreError(AvocadoXrError, OSError):
+    """A zarr store is missing, or exists where a new one should be written."""
 
 
 class ModelFileError(AvocadoXrError, OSError):

@@ -52,13 +52,18 @@ class RowAdam:
         self.steps = 0
         self._pending: list[tuple[int, torch.Tensor, torch.Tensor]] = []
 
-    def gather(self, k: int, index: torch.Tensor, *, unique: bool = False) -> torch.Tensor:
+    def gather(
+        self, k: int, index: torch.Tensor, *, unique: bool = False, sorted: bool = False
+    ) -> torch.Tensor:
         """Rows ``index`` of table ``k`` as a differentiable tensor for this step.
 
-        ``unique=True`` promises that ``index`` has no repeats (skips a sort).
+        ``unique=True`` promises that ``index`` has no repeats and ``sorted=True`` that it is
+        non-decreasing; either skips a sort.
         """
         if unique:
             rows, inverse = index, None
+        elif sorted:
+            rows, inverse = torch.unique_consecutive(index, return_inverse=True)
         else:
             rows, inverse = torch.unique(index, return_inverse=True)
         leaf = self.tables[k].detach().index_select(0, rows).requires_grad_(True)

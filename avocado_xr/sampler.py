@@ -131,7 +131,9 @@ class BlockSampler:
             track = track[local]
             value = values[track, local]
             for b in range(0, n, self.batch_size):
-                sl = slice(b, b + self.batch_size)
+                # a minibatch is a random set of positions; listing it in genome order makes
+                # the coarse-bin lookups sorted and the embedding reads sequential
+                sl = b + np.argsort(local[b : b + self.batch_size], kind="stable")
                 pair = self.pairs[track[sl]]
                 yield Batch(pair[:, 0], pair[:, 1], lo + local[sl], value[sl])
 

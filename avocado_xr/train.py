@@ -254,13 +254,14 @@ def _optimizers(net: AvocadoNet, config: AvocadoConfig) -> tuple[torch.optim.Ada
 def _gather_genome(net: AvocadoNet, rows: RowAdam, position: torch.Tensor) -> torch.Tensor:
     """Genome features of a batch, as leaves that ``rows`` updates after backward.
 
-    Within an epoch every position appears once, so the 25-bp rows are unique.
+    Within an epoch every position appears once, so the 25-bp rows are unique; the sampler
+    lists a batch in genome order, so the coarse-bin indices are sorted.
     """
     return torch.cat(
         [
             rows.gather(0, position, unique=True),
-            rows.gather(1, net.index_250bp[position]),
-            rows.gather(2, net.index_5kbp[position]),
+            rows.gather(1, net.index_250bp[position], sorted=True),
+            rows.gather(2, net.index_5kbp[position], sorted=True),
         ],
         dim=1,
     )

@@ -15,6 +15,7 @@ from avocado_xr.exceptions import (
     DimensionError,
     InvalidSignalError,
     RegionError,
+    StoreError,
     UnknownAssayError,
     UnknownCelltypeError,
 )
@@ -111,7 +112,7 @@ def test_zarr_round_trip_skips_unobserved_chunks(sim, tmp_path):
             written.add((int(parts[0]), int(parts[1])))
     expected = {tuple(int(i) for i in p) for p in np.argwhere(sim.observed.values)}
     assert written == expected
-    with pytest.raises(FileExistsError, match="already exists"):
+    with pytest.raises(StoreError, match="already exists"):
         ax.save_compendium(sim, store)  # mode "w-" refuses to overwrite
 
 
@@ -122,7 +123,7 @@ def test_open_compendium_is_lazy_and_validates(sim, tmp_path):
         lazy = ax.open_compendium(store)
         ax.validate(lazy)
     assert hasattr(lazy.signal.data, "chunks")
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(StoreError, match="No zarr store"):
         ax.open_compendium(tmp_path / "missing.zarr")
 
 
