@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
@@ -100,10 +101,16 @@ class BlockSampler:
         return sum(-(-(hi - lo) // self.batch_size) for lo, hi in self.blocks)
 
     def load_block(self, lo: int, hi: int) -> np.ndarray:
-        """float32 values of the sampled tracks at positions ``lo:hi`` (one Dask compute)."""
+        """float32 values of the sampled tracks at positions ``lo:hi`` (one Dask compute).
+
+        The read runs on the configured Dask scheduler (a distributed client, if one is the
+        default); otherwise in the calling thread, so that a prefetch does not start a pool of
+        threads competing with the training step's own threads for the cores.
+        """
         block = self._tracks[:, lo:hi]
         if isinstance(block, da.Array):
-            block = block.compute()
+            scheduler = None if dask.config.get("scheduler", None) else "synchronous"
+            block = block.compute(scheduler=scheduler)
         return np.asarray(block, dtype=np.float32)
 
     def iter_blocks(self, order):
