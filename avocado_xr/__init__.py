@@ -27,8 +27,10 @@ from .compendium import (
 )
 from .config import AvocadoConfig
 from .exceptions import AvocadoXrError
+from .export import to_bigwig
 from .factors import factors
 from .impute import impute
+from .ingest import ingest
 from .model import AvocadoModel
 from .persistence import load_model, save_model
 from .train import AvocadoXrWarning, fit
@@ -44,6 +46,7 @@ __all__ = [
     "factors",
     "fit",
     "impute",
+    "ingest",
     "load_model",
     "make_compendium",
     "mask",
@@ -53,5 +56,6 @@ __all__ = [
     "save_compendium",
     "save_model",
     "testing",
+    "to_bigwig",
     "validate",
 ]

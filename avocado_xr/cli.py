@@ -1,5 +1,6 @@
-"""Command line: ``avocado-xr demo | fit | impute`` (and ``ingest``, ``export-bigwig`` where
-the bigWig tools are installed). Every subcommand has ``--help``."""
+"""Command line: ``avocado-xr demo | fit | impute | ingest | export-bigwig``.
+
+Every subcommand has ``--help``."""
 
 from __future__ import annotations
 
@@ -271,11 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     imp.set_defaults(func=_impute)
 
     for module in _PLUGINS:
-        try:
-            plugin = importlib.import_module(module)
-        except ImportError:
-            continue
-        plugin.register(sub)
+        importlib.import_module(module).register(sub)
     return parser
 
 
