@@ -63,7 +63,9 @@ class RowAdam:
         if unique:
             rows, inverse = index, None
         elif sorted:
-            rows, inverse = torch.unique_consecutive(index, return_inverse=True)
+            first = torch.ones_like(index, dtype=torch.bool)
+            first[1:] = index[1:] != index[:-1]
+            rows, inverse = index[first], torch.cumsum(first, 0) - 1
         else:
             rows, inverse = torch.unique(index, return_inverse=True)
         leaf = self.tables[k].detach().index_select(0, rows).requires_grad_(True)
@@ -92,8 +94,9 @@ class RowAdam:
             v.addcmul_(grad, grad, value=1 - beta2)
             self.exp_avg[k].index_copy_(0, rows, m)
             self.exp_avg_sq[k].index_copy_(0, rows, v)
-            update = (m / correction1) / ((v / correction2).sqrt_().add_(self.eps))
-            self.tables[k].index_add_(0, rows, update, alpha=-self.lr)
+            update = (m / correction1).div_((v / correction2).sqrt_().add_(self.eps))
+            # rows are unique, so the new values can be written rather than accumulated
+            self.tables[k].index_copy_(0, rows, leaf.detach().sub_(update, alpha=self.lr))
         self._pending.clear()
 
     def state_dict(self) -> dict:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from avocado_xr.config import AvocadoConfig
-from avocado_xr.network import AvocadoNet, fast_dropout
+from avocado_xr.network import AvocadoNet, dropout_keep_mask, relu_dropout
 from avocado_xr.optim import RowAdam
 
 
@@ -66,16 +66,38 @@ def test_linear_network_without_hidden_layers():
 
 
 @pytest.mark.parametrize("p", [0.5, 0.25, 0.1])
-def test_fast_dropout_rate_and_scale(p):
+def test_relu_dropout_rate_scale_and_gradient(p):
+    x = torch.randn(200_000, generator=torch.Generator().manual_seed(1), requires_grad=True)
     torch.manual_seed(0)
-    x = torch.ones(200_000)
-    y = fast_dropout(x, p, training=True)
-    kept = (y != 0).float().mean().item()
-    assert abs(kept - (1 - round(p * 256) / 256)) < 0.005
-    assert abs(y.mean().item() - 1) < 0.01  # inverted dropout keeps the expectation
-    assert torch.equal(fast_dropout(x, p, training=False), x)
+    y, scale = relu_dropout(x, p)
+    assert scale == 256 / (256 - round(p * 256))
+    positive = x.detach() > 0
+    kept = (y.detach()[positive] != 0).float().mean().item()
+    assert abs(kept - 1 / scale) < 0.005
+    torch.testing.assert_close(y.detach()[y.detach() != 0], x.detach()[y.detach() != 0])
+    assert torch.all(y.detach()[~positive] == 0)
+    # same expectation as relu: E[scale * relu(x) * keep] = relu(x)
+    assert abs((y.detach() * scale).mean().item() - torch.relu(x.detach()).mean().item()) < 0.01
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, (y.detach() != 0).float())
     torch.manual_seed(0)
-    assert torch.equal(fast_dropout(x, p, training=True), y)  # seeded
+    again, _ = relu_dropout(x.detach(), p)
+    assert torch.equal(again, y.detach())  # seeded
+
+
+def test_training_forward_is_inverted_dropout():
+    """With the mask fixed, the training forward equals relu -> mask -> scale -> linear."""
+    net = make_net(AvocadoConfig(n_layers=2, n_nodes=32, dropout=0.5))
+    c, a, p = torch.tensor([0, 1]), torch.tensor([2, 3]), torch.tensor([5, 6])
+    torch.manual_seed(3)
+    out = net.train()(c, a, p)
+    torch.manual_seed(3)
+    x = torch.cat([net.celltype(c), net.assay(a), net.genome_features(p)], dim=1)
+    x = net.hidden[0](x)
+    for layer in [net.hidden[1], net.output]:
+        keep, scale = dropout_keep_mask(x.shape, 0.5)
+        x = layer(torch.relu(x) * keep * scale)
+    torch.testing.assert_close(out, x.squeeze(1))
 
 
 def test_row_adam_matches_sparse_adam():
