@@ -18,7 +18,7 @@ import xarray as xr
 
 from . import __version__
 from .exceptions import ChunkingError, RegionError, StoreError
-from .genome import parse_region
+from .genome import chrom_labels, parse_region
 from .variables import (
     CHROM,
     DIM_ASSAY,
@@ -98,7 +98,7 @@ def make_compendium(
         coords={
             DIM_CELLTYPE: np.asarray(celltypes, dtype=object),
             DIM_ASSAY: np.asarray(assays, dtype=object),
-            CHROM: (DIM_POSITION, np.asarray(chrom, dtype=object)),
+            CHROM: (DIM_POSITION, chrom_labels(chrom)),
             START: (DIM_POSITION, np.asarray(start, dtype=np.int64)),
         },
         attrs={
@@ -269,7 +269,9 @@ def open_compendium(store: str | os.PathLike, *, validate_store: bool = True) ->
     ds = xr.open_zarr(path, consolidated=False, zarr_format=3)
     # small variables are read straight from the store (no Dask), the signal stays lazy
     meta = xr.open_zarr(path, consolidated=False, zarr_format=3, chunks=None)
-    small = {name: meta[name].load() for name in (CHROM, START, OBSERVED) if name in meta}
+    small = {name: meta[name].load() for name in (START, OBSERVED) if name in meta}
+    if CHROM in meta:
+        small[CHROM] = (DIM_POSITION, _read_chrom(meta[CHROM]))
     ds = ds.assign(small)
     if validate_store:
         validate(ds)
@@ -277,10 +279,18 @@ def open_compendium(store: str | os.PathLike, *, validate_store: bool = True) ->
         {
             DIM_CELLTYPE: ds.indexes[DIM_CELLTYPE].astype(str).to_numpy(dtype=object),
             DIM_ASSAY: ds.indexes[DIM_ASSAY].astype(str).to_numpy(dtype=object),
-            CHROM: (DIM_POSITION, np.asarray(ds[CHROM].values).astype(object)),
         }
     )
     return ds
+
+
+def _read_chrom(var: xr.DataArray, step: int = 1 << 20) -> np.ndarray:
+    """Read chromosome names block by block into one object array of shared strings
+    (a genome-wide store would otherwise decode one string object per bin at once)."""
+    out = np.empty(var.shape[0], dtype=object)
+    for lo in range(0, len(out), step):
+        out[lo : lo + step] = chrom_labels(var[lo : lo + step].values)
+    return chrom_labels(out)
 
 
 def _is_dask(obj) -> bool:

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from .exceptions import RegionError
 
@@ -60,6 +61,24 @@ def parse_region(region: str | tuple) -> tuple[str, int, int]:
     return str(chrom), start, end
 
 
+def chrom_labels(chrom) -> np.ndarray:
+    """Chromosome names as an object array whose equal names share one string object.
+
+    Genome-wide coordinates have ~10^8 bins but a few dozen chromosome names; sharing the
+    names keeps the array at 8 bytes per bin (zarr and NumPy string arrays otherwise hold
+    one string per bin).
+    """
+    codes, names = pd.factorize(np.asarray(chrom), sort=False)
+    if (codes < 0).any():
+        raise RegionError("chrom has missing values")
+    return np.asarray([str(n) for n in names], dtype=object)[codes]
+
+
+def _codes(chrom) -> np.ndarray:
+    """Integer code per bin, equal for equal chromosome names (cheap comparisons)."""
+    return pd.factorize(np.asarray(chrom), sort=False)[0]
+
+
 def segment_ids(chrom: np.ndarray, start: np.ndarray, resolution: int = 25) -> np.ndarray:
     """Number the runs of contiguous bins: a new segment starts at a new chromosome or a gap.
 
@@ -68,11 +87,11 @@ def segment_ids(chrom: np.ndarray, start: np.ndarray, resolution: int = 25) -> n
     >>> segment_ids(np.array(["c1", "c1", "c1", "c2"]), np.array([0, 25, 100, 0]))
     array([0, 0, 1, 2])
     """
-    chrom = np.asarray(chrom)
+    code = _codes(chrom)
     start = np.asarray(start, dtype=np.int64)
     new = np.ones(len(start), dtype=bool)
     if len(start) > 1:
-        new[1:] = (chrom[1:] != chrom[:-1]) | (start[1:] != start[:-1] + resolution)
+        new[1:] = (code[1:] != code[:-1]) | (start[1:] != start[:-1] + resolution)
     return np.cumsum(new) - 1
 
 
@@ -144,7 +163,7 @@ class GenomeLayout:
 
     @classmethod
     def from_coords(cls, chrom, start, resolution: int = 25) -> GenomeLayout:
-        chrom = np.asarray(chrom).astype(str)
+        chrom = np.asarray(chrom)
         start = np.asarray(start, dtype=np.int64)
         if len(chrom) != len(start) or len(start) == 0:
             raise RegionError("chrom and start must be non-empty and of equal length")
@@ -158,7 +177,7 @@ class GenomeLayout:
         first = np.flatnonzero(np.r_[True, segment[1:] != segment[:-1]])
         n_bins = np.diff(np.r_[first, len(start)])
         return cls(
-            tuple(chrom[first].tolist()),
+            tuple(str(c) for c in chrom[first]),
             tuple(int(s) for s in start[first]),
             tuple(int(n) for n in n_bins),
             int(resolution),
@@ -190,15 +209,17 @@ class GenomeLayout:
         RegionError
             A bin is not one of the layout's positions (the message names the first).
         """
-        chrom = np.asarray(chrom).astype(str)
+        chrom = np.asarray(chrom)
         start = np.asarray(start, dtype=np.int64)
         out = np.full(len(start), -1, dtype=np.int64)
         offsets = np.cumsum(self.n_bins) - self.n_bins
         seg_chrom = np.asarray(self.chrom)
         seg_start = np.asarray(self.start, dtype=np.int64)
         seg_end = seg_start + np.asarray(self.n_bins) * self.resolution
-        for name in np.unique(chrom):
-            hit = np.flatnonzero(chrom == name)
+        codes, names = pd.factorize(chrom, sort=False)
+        for code, name in enumerate(names):
+            name = str(name)
+            hit = np.flatnonzero(codes == code)
             segs = np.flatnonzero(seg_chrom == name)
             if len(segs):
                 order = segs[np.argsort(seg_start[segs])]
