@@ -42,6 +42,15 @@ class AvocadoConfig:
     genome_l2 : float
         L2 penalty on the genome factors of each minibatch (0 is the paper's model).
         Default is 0.
+    architecture : {"deep", "linear"}
+        ``"deep"``: the paper's network. ``"linear"``: a PREDICTD-style generalized dot
+        product of cell type, assay and genome factors (cell type and assay factors then have
+        ``n_genome_factors`` entries). Default is "deep".
+    average : {"none", "input", "residual"}
+        Give the network the average of the same assay over the other observed cell types at
+        each position: as an extra input (``"input"``), or as an extra input that is also
+        added to the output, so the network learns a correction to it (``"residual"``).
+        Default is "none" (the paper's model).
 
     Examples
     --------
@@ -64,10 +73,20 @@ class AvocadoConfig:
     batch_size: int = 40_000
     embedding_init: float = 0.5
     genome_l2: float = 0.0
+    architecture: str = "deep"
+    average: str = "none"
 
     def __post_init__(self):
+        if self.architecture not in ("deep", "linear"):
+            raise ValueError(f"architecture must be 'deep' or 'linear', got {self.architecture!r}")
+        if self.average not in ("none", "input", "residual"):
+            raise ValueError(f"average must be 'none', 'input' or 'residual', got {self.average!r}")
+        if self.architecture == "linear" and self.average != "none":
+            raise ValueError("the linear architecture does not take the average input")
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
+            if field.name in ("architecture", "average"):
+                continue
             if field.name in ("dropout",):
                 if not 0 <= value < 1:
                     raise ValueError(f"dropout must be in [0, 1), got {value}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import warnings
 from dataclasses import dataclass
 
@@ -12,13 +13,16 @@ import torch
 import xarray as xr
 
 from .compendium import DEFAULT_POSITION_CHUNK
-from .exceptions import ChunkingError
+from .exceptions import ChunkingError, DimensionError
+from .network import AvocadoHead, with_average
+from .sampler import average_of_others
 from .variables import (
     CHROM,
     DIM_ASSAY,
     DIM_CELLTYPE,
     DIM_POSITION,
     IMPUTED,
+    OBSERVED,
     SIGNAL,
     START,
     check_names,
@@ -32,30 +36,26 @@ _SUB_BATCH = 16_384
 
 @dataclass(frozen=True)
 class ImputeState:
-    """CPU NumPy copy of everything a block needs: shipped once per worker as one task."""
+    """What a block needs, on the CPU: the head module, the genome tables (NumPy) and the
+    coarse-bin indices. Shipped to the Dask workers once, as one task."""
 
-    celltype: np.ndarray
-    assay: np.ndarray
+    head: AvocadoHead
     genome: tuple[np.ndarray, np.ndarray, np.ndarray]
     index_250bp: np.ndarray
     index_5kbp: np.ndarray
-    weights: tuple[np.ndarray, ...]
-    biases: tuple[np.ndarray, ...]
 
     @classmethod
     def from_net(cls, net) -> ImputeState:
-        def cpu(t):
-            return t.detach().float().cpu().numpy().copy()
-
-        linears = net.linears()
+        head = copy.deepcopy(net.head).cpu().float().eval()
+        for param in head.parameters():
+            param.requires_grad_(False)
         return cls(
-            celltype=cpu(net.celltype.weight),
-            assay=cpu(net.assay.weight),
-            genome=tuple(cpu(t.weight) for t in net.genome_tables()),
+            head=head,
+            genome=tuple(
+                t.weight.detach().float().cpu().numpy().copy() for t in net.genome_tables()
+            ),
             index_250bp=net.index_250bp.cpu().numpy().copy(),
             index_5kbp=net.index_5kbp.cpu().numpy().copy(),
-            weights=tuple(cpu(m.weight) for m in linears),
-            biases=tuple(cpu(m.bias) for m in linears),
         )
 
     def genome_features(self, position: np.ndarray) -> np.ndarray:
@@ -65,37 +65,56 @@ class ImputeState:
             axis=1,
         )
 
-    def predict_block(self, position: np.ndarray, celltypes, assays) -> np.ndarray:
+    def predict_block(self, position: np.ndarray, celltypes, assays, averages=None) -> np.ndarray:
         """Predictions of shape (len(celltypes), len(assays), len(position)), eval mode.
 
-        The first layer is split by input: its genome part is computed once per position
-        and its cell type/assay part once per track, then summed.
+        ``averages`` (same shape) holds the average-of-other-cell-types input for models that
+        take it.
         """
         out = np.empty((len(celltypes), len(assays), len(position)), dtype=np.float32)
-        w = [torch.from_numpy(x) for x in self.weights]
-        b = [torch.from_numpy(x) for x in self.biases]
-        n_c, n_a = self.celltype.shape[1], self.assay.shape[1]
-        w_c, w_a, w_g = w[0][:, :n_c], w[0][:, n_c : n_c + n_a], w[0][:, n_c + n_a :]
         with torch.no_grad():
             for lo in range(0, len(position), _SUB_BATCH):
                 pos = position[lo : lo + _SUB_BATCH]
-                genome_part = torch.from_numpy(self.genome_features(pos)) @ w_g.T
+                genome = torch.from_numpy(self.genome_features(pos))
                 for i, c in enumerate(celltypes):
                     for j, a in enumerate(assays):
-                        track = (
-                            w_c @ torch.from_numpy(self.celltype[c])
-                            + w_a @ torch.from_numpy(self.assay[a])
-                            + b[0]
-                        )
-                        x = genome_part + track
-                        for k in range(1, len(w)):
-                            x = torch.relu(x) @ w[k].T + b[k]
-                        out[i, j, lo : lo + len(pos)] = x[:, 0].numpy()
+                        average = None
+                        if averages is not None:
+                            average = torch.from_numpy(averages[i, j, lo : lo + len(pos)])
+                        out[i, j, lo : lo + len(pos)] = self.head(
+                            torch.full((len(pos),), c),
+                            torch.full((len(pos),), a),
+                            with_average(genome, average, self.head.config),
+                        ).numpy()
         return out
 
 
-def _impute_block(index: np.ndarray, state: ImputeState, celltypes, assays) -> np.ndarray:
-    return state.predict_block(index, celltypes, assays)
+def _impute_block(
+    index, state: ImputeState, signal=None, observed=None, *, celltypes, assays, rows=None
+):
+    """One output block. ``signal``/``observed`` (the input compendium) feed the average;
+    ``rows`` = (cell type rows, assay columns) of the requested tracks in that compendium."""
+    index = index.reshape(-1)
+    averages = None
+    if signal is not None:
+        averages = block_averages(signal, observed, *rows)
+    return state.predict_block(index, celltypes, assays, averages)
+
+
+def block_averages(signal, observed, celltypes, assays) -> np.ndarray:
+    """Average of each requested track's assay over the other observed cell types.
+
+    ``celltypes``/``assays`` index rows/columns of ``signal`` (cell type, assay, position) and
+    ``observed``; a cell type's own track is left out.
+    """
+    out = np.empty((len(celltypes), len(assays), signal.shape[-1]), dtype=np.float32)
+    for j, a in enumerate(assays):
+        donors = np.flatnonzero(observed[:, a])
+        total = signal[donors, a].astype(np.float64).sum(0)
+        for i, c in enumerate(celltypes):
+            own = signal[c, a] if observed[c, a] else None
+            out[i, j] = average_of_others(total, len(donors), own)
+    return out
 
 
 def impute(
@@ -158,17 +177,22 @@ def impute(
     state = dask.delayed(ImputeState.from_net(model.net), pure=True, traverse=False)
     c_idx = [model.celltypes.index(c) for c in celltypes]
     a_idx = [model.assays.index(a) for a in assays]
+    args = [da.from_array(index[None, None, :], chunks=(1, 1, chunks), name=False), state]
+    kwargs = {"celltypes": c_idx, "assays": a_idx}
+    if model.config.average != "none":
+        args += _average_inputs(ds, celltypes, assays, chunks)
+        kwargs["rows"] = (
+            [list(ds.indexes[DIM_CELLTYPE]).index(c) for c in celltypes],
+            [list(ds.indexes[DIM_ASSAY]).index(a) for a in assays],
+        )
     data = da.map_blocks(
         _impute_block,
-        da.from_array(index, chunks=(chunks,), name=False),
-        state,
-        c_idx,
-        a_idx,
-        new_axis=[0, 1],
+        *args,
+        **kwargs,
         chunks=((len(c_idx),), (len(a_idx),), chunks),
         dtype=np.float32,
         meta=np.empty((0, 0, 0), dtype=np.float32),
-        name="avocado-impute-" + dask.base.tokenize(index, state, c_idx, a_idx, chunks),
+        name="avocado-impute-" + dask.base.tokenize(index, state, c_idx, a_idx, chunks, *args[2:]),
     )
     imputed = xr.DataArray(
         data,
@@ -193,6 +217,25 @@ def impute(
         warnings.warn("Overwriting the existing 'imputed' variable.", UserWarning, stacklevel=2)
     out = out.assign({IMPUTED: imputed})
     return out.assign_attrs({**ds.attrs, **model.attrs})
+
+
+def _average_inputs(ds, celltypes, assays, chunks) -> list:
+    """The compendium's signal (lazy) and observed table for the average-of-others input."""
+    if SIGNAL not in ds or OBSERVED not in ds:
+        raise DimensionError(
+            "This model takes the average of the same assay in the other cell types as an "
+            "input, so impute() needs the compendium (signal and observed), not only "
+            "coordinates."
+        )
+    missing = [c for c in celltypes if c not in ds.indexes[DIM_CELLTYPE]]
+    missing += [a for a in assays if a not in ds.indexes[DIM_ASSAY]]
+    if missing:
+        raise DimensionError(f"{missing} are in the model but not in the compendium given.")
+    signal = ds[SIGNAL].transpose(DIM_CELLTYPE, DIM_ASSAY, DIM_POSITION).data
+    if not isinstance(signal, da.Array):
+        signal = da.from_array(signal, chunks=(-1, -1, chunks), name=False)
+    signal = signal.rechunk((-1, -1, chunks))
+    return [signal, np.asarray(ds[OBSERVED].transpose(DIM_CELLTYPE, DIM_ASSAY).values)]
 
 
 def _position_chunks(ds: xr.Dataset, position_chunk: int | None) -> tuple[int, ...]:

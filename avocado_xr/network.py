@@ -1,4 +1,9 @@
-"""The Avocado network: multi-scale embeddings concatenated into a ReLU MLP (PyTorch only)."""
+"""The Avocado network: multi-scale embeddings concatenated into a ReLU MLP (PyTorch only).
+
+:class:`AvocadoNet` holds the genome embedding tables (one row per position: the big part)
+and an :class:`AvocadoHead` (cell type and assay embeddings and the network that combines them
+with genome features: the small part that imputation ships to Dask workers).
+"""
 
 from __future__ import annotations
 
@@ -8,17 +13,104 @@ from torch import nn
 
 from .config import AvocadoConfig
 
-__all__ = ["AvocadoNet", "GENOME_TABLES"]
+__all__ = ["AvocadoHead", "AvocadoNet", "GENOME_TABLES"]
 
 #: names of the genome embedding tables, finest scale first
 GENOME_TABLES = ("genome_25bp", "genome_250bp", "genome_5kbp")
 
 
+class AvocadoHead(nn.Module):
+    """Cell type and assay factors and the function that maps them and genome features to a
+    prediction.
+
+    ``architecture="deep"`` (the paper's): ``MLP([E_c[c], E_a[a], g (, avg)])`` with ReLU
+    hidden layers and dropout; ``architecture="linear"`` (PREDICTD-style): the generalized dot
+    product ``sum_k E_c[c,k] E_a[a,k] g[k] + b_c + b_a`` with cell type and assay factors of
+    the genome features' width. With ``config.average != "none"`` the genome features carry one
+    more column, the average of the same assay in the other cell types at that position
+    (``"input"``: an extra input of the MLP; ``"residual"``: also added to the output).
+    """
+
+    def __init__(self, n_celltypes: int, n_assays: int, config: AvocadoConfig):
+        super().__init__()
+        self.config = config
+        linear = config.architecture == "linear"
+        n_c = config.n_genome_factors if linear else config.n_celltype_factors
+        n_a = config.n_genome_factors if linear else config.n_assay_factors
+        self.celltype = nn.Embedding(n_celltypes, n_c)
+        self.assay = nn.Embedding(n_assays, n_a)
+        hidden = []
+        if linear:
+            self.celltype_bias = nn.Embedding(n_celltypes, 1)
+            self.assay_bias = nn.Embedding(n_assays, 1)
+            self.output = None
+        else:
+            width = n_c + n_a + config.n_genome_factors + (config.average != "none")
+            for _ in range(config.n_layers):
+                hidden.append(nn.Linear(width, config.n_nodes))
+                width = config.n_nodes
+            self.output = nn.Linear(width, 1)
+        self.hidden = nn.ModuleList(hidden)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Embeddings U(-init, init); dense layers Glorot uniform with zero bias (Keras)."""
+        bound = self.config.embedding_init
+        nn.init.uniform_(self.celltype.weight, -bound, bound)
+        nn.init.uniform_(self.assay.weight, -bound, bound)
+        if self.config.architecture == "linear":
+            nn.init.zeros_(self.celltype_bias.weight)
+            nn.init.zeros_(self.assay_bias.weight)
+        for layer in self.linears():
+            nn.init.xavier_uniform_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def linears(self) -> list[nn.Linear]:
+        """The dense layers, input to output (none for the linear architecture)."""
+        return [*self.hidden, self.output] if self.output is not None else []
+
+    def forward(
+        self, celltype: torch.Tensor, assay: torch.Tensor, genome: torch.Tensor
+    ) -> torch.Tensor:
+        """Predictions for index vectors ``celltype``, ``assay`` and genome features (rows).
+
+        The deep network's first layer ``W [E_c[c]; E_a[a]; g] + b`` is computed as
+        ``W_g g + T[c, a]`` with ``T[c, a] = W_c E_c[c] + W_a E_a[a] + b`` evaluated once per
+        call for every (cell type, assay) pair: the same function with fewer FLOPs and one
+        gather instead of two.
+        """
+        if self.config.architecture == "linear":
+            factors = self.celltype(celltype) * self.assay(assay)
+            bias = self.celltype_bias(celltype) + self.assay_bias(assay)
+            return (factors * genome).sum(1) + bias.squeeze(1)
+        first, *rest = self.linears()
+        n_c, n_a = self.celltype.embedding_dim, self.assay.embedding_dim
+        weight = first.weight
+        per_celltype = self.celltype.weight @ weight[:, :n_c].T
+        per_assay = self.assay.weight @ weight[:, n_c : n_c + n_a].T + first.bias
+        per_track = (per_celltype[:, None, :] + per_assay[None, :, :]).flatten(0, 1)
+        track = celltype * self.assay.num_embeddings + assay
+        x = torch.addmm(per_track.index_select(0, track), genome, weight[:, n_c + n_a :].T)
+        p = self.config.dropout if self.training else 0.0
+        for layer in rest:
+            if p:
+                # relu and dropout in one pass; the 1/(1-p) rescaling is applied to the
+                # (much smaller) weight matrix of the next layer instead of the activations
+                x, scale = relu_dropout(x, p)
+                x = torch.nn.functional.linear(x, layer.weight * scale, layer.bias)
+            else:
+                x = layer(torch.relu(x))
+        x = x.squeeze(1)
+        if self.config.average == "residual":
+            x = x + genome[:, -1]
+        return x
+
+
 class AvocadoNet(nn.Module):
-    """Deep tensor factorization: five embedding tables feeding a feed-forward network.
+    """Deep tensor factorization: genome embedding tables at three scales and a head.
 
     A prediction for (cell type ``c``, assay ``a``, position ``p``) is
-    ``MLP([E_c[c], E_a[a], G25[p], G250[idx250[p]], G5k[idx5k[p]]])``.
+    ``head(c, a, [G25[p], G250[idx250[p]], G5k[idx5k[p]]])``.
 
     Parameters
     ----------
@@ -55,41 +147,32 @@ class AvocadoNet(nn.Module):
         self.config = config
         self.register_buffer("index_250bp", index_250bp, persistent=False)
         self.register_buffer("index_5kbp", index_5kbp, persistent=False)
-        n_positions = len(index_250bp)
-        self.celltype = nn.Embedding(n_celltypes, config.n_celltype_factors)
-        self.assay = nn.Embedding(n_assays, config.n_assay_factors)
-        sizes = (n_positions, int(index_250bp.max()) + 1, int(index_5kbp.max()) + 1)
+        sizes = (len(index_250bp), int(index_250bp.max()) + 1, int(index_5kbp.max()) + 1)
         widths = (config.n_25bp_factors, config.n_250bp_factors, config.n_5kbp_factors)
         for name, rows, width in zip(GENOME_TABLES, sizes, widths, strict=True):
             setattr(self, name, nn.Embedding(rows, width))
-        width = config.n_celltype_factors + config.n_assay_factors + config.n_genome_factors
-        hidden = []
-        for _ in range(config.n_layers):
-            hidden.append(nn.Linear(width, config.n_nodes))
-            width = config.n_nodes
-        self.hidden = nn.ModuleList(hidden)
-        self.output = nn.Linear(width, 1)
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        """Embeddings U(-init, init); dense layers Glorot uniform with zero bias (Keras)."""
-        bound = self.config.embedding_init
-        for table in self.embeddings():
+        self.head = AvocadoHead(n_celltypes, n_assays, config)
+        bound = config.embedding_init
+        for table in self.genome_tables():
             nn.init.uniform_(table.weight, -bound, bound)
-        for layer in self.linears():
-            nn.init.xavier_uniform_(layer.weight)
-            nn.init.zeros_(layer.bias)
 
-    def linears(self) -> list[nn.Linear]:
-        """The dense layers, input to output."""
-        return [*self.hidden, self.output]
+    @property
+    def celltype(self) -> nn.Embedding:
+        return self.head.celltype
+
+    @property
+    def assay(self) -> nn.Embedding:
+        return self.head.assay
 
     def embeddings(self) -> list[nn.Embedding]:
         """The five embedding tables: cell type, assay, then genome fine to coarse."""
-        return [self.celltype, self.assay, *(getattr(self, n) for n in GENOME_TABLES)]
+        return [self.celltype, self.assay, *self.genome_tables()]
 
     def genome_tables(self) -> list[nn.Embedding]:
         return [getattr(self, n) for n in GENOME_TABLES]
+
+    def linears(self) -> list[nn.Linear]:
+        return self.head.linears()
 
     def genome_features(self, position: torch.Tensor) -> torch.Tensor:
         """Concatenated genome factors (25 bp, 250 bp, 5 kbp) of the given positions."""
@@ -102,39 +185,27 @@ class AvocadoNet(nn.Module):
             dim=1,
         )
 
-    def head(
-        self, celltype: torch.Tensor, assay: torch.Tensor, genome: torch.Tensor
-    ) -> torch.Tensor:
-        """Predict from cell type and assay indices and precomputed genome features.
-
-        Computes ``first_layer(concat(E_c[c], E_a[a], genome))`` as
-        ``W_g genome + T[c, a]`` with ``T[c, a] = W_c E_c[c] + W_a E_a[a] + b`` computed once
-        per step for every (cell type, assay) pair: the same function with fewer FLOPs and one
-        gather instead of two.
-        """
-        first, *rest = self.linears()
-        n_c, n_a = self.config.n_celltype_factors, self.config.n_assay_factors
-        weight = first.weight
-        per_celltype = self.celltype.weight @ weight[:, :n_c].T
-        per_assay = self.assay.weight @ weight[:, n_c : n_c + n_a].T + first.bias
-        per_track = (per_celltype[:, None, :] + per_assay[None, :, :]).flatten(0, 1)
-        track = celltype * self.assay.num_embeddings + assay
-        x = torch.addmm(per_track.index_select(0, track), genome, weight[:, n_c + n_a :].T)
-        p = self.config.dropout if self.training else 0.0
-        for layer in rest:
-            if p:
-                # relu and dropout in one pass; the 1/(1-p) rescaling is applied to the
-                # (much smaller) weight matrix of the next layer instead of the activations
-                x, scale = relu_dropout(x, p)
-                x = torch.nn.functional.linear(x, layer.weight * scale, layer.bias)
-            else:
-                x = layer(torch.relu(x))
-        return x.squeeze(1)
-
     def forward(
-        self, celltype: torch.Tensor, assay: torch.Tensor, position: torch.Tensor
+        self,
+        celltype: torch.Tensor,
+        assay: torch.Tensor,
+        position: torch.Tensor,
+        average: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        return self.head(celltype, assay, self.genome_features(position))
+        genome = self.genome_features(position)
+        return self.head(celltype, assay, with_average(genome, average, self.config))
+
+
+def with_average(genome: torch.Tensor, average, config: AvocadoConfig) -> torch.Tensor:
+    """Append the average-of-other-cell-types column when the configuration uses it."""
+    if config.average == "none":
+        return genome
+    if average is None:
+        raise ValueError(
+            "This model takes the average of the same assay in the other cell types as an "
+            "input (config.average); pass it."
+        )
+    return torch.cat([genome, average.to(genome.dtype)[:, None]], dim=1)
 
 
 def dropout_keep_mask(shape, p: float, device=None) -> tuple[torch.Tensor, float]:

@@ -22,7 +22,7 @@ import xarray as xr
 from .compendium import DEFAULT_POSITION_CHUNK
 from .variables import DIM_ASSAY, DIM_CELLTYPE, DIM_POSITION, OBSERVED, SIGNAL
 
-__all__ = ["Batch", "BlockSampler"]
+__all__ = ["Batch", "BlockSampler", "assay_sums", "average_of_others"]
 
 
 @dataclass
@@ -33,6 +33,8 @@ class Batch:
     assay: np.ndarray
     position: np.ndarray
     value: np.ndarray
+    #: mean of the same assay over the other sampled cell types (with ``average=True``)
+    average: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.value)
@@ -54,6 +56,9 @@ class BlockSampler:
         Samples per minibatch. Default is 10,000.
     prefetch : bool
         Read the next block in a background thread. Default is True.
+    average : bool
+        Also give each sample the mean of its assay over the *other* sampled tracks (the
+        average-of-other-cell-types input). Default is False.
 
     Examples
     --------
@@ -73,6 +78,7 @@ class BlockSampler:
         block_size: int | None = None,
         batch_size: int = 10_000,
         prefetch: bool = True,
+        average: bool = False,
     ):
         if pairs is None:
             pairs = [tuple(p) for p in np.argwhere(np.asarray(ds[OBSERVED].values))]
@@ -90,6 +96,7 @@ class BlockSampler:
             raise ValueError("block_size and batch_size must be positive")
         self.batch_size = int(batch_size)
         self.prefetch = prefetch
+        self.average = average
         self._tracks = _stack_tracks(signal, self.pairs)
         self.blocks = [
             (lo, min(lo + self.block_size, self.n_positions))
@@ -137,12 +144,69 @@ class BlockSampler:
             local = rng.permutation(n)
             track = track[local]
             value = values[track, local]
+            average = None
+            if self.average:
+                sums, counts = assay_sums(values, self.pairs[:, 1])
+                average = average_of_others(
+                    sums[self.pairs[track, 1], local], counts[self.pairs[track, 1]], value
+                )
             for b in range(0, n, self.batch_size):
                 # a minibatch is a random set of positions; listing it in genome order makes
                 # the coarse-bin lookups sorted and the embedding reads sequential
                 sl = b + np.argsort(local[b : b + self.batch_size], kind="stable")
                 pair = self.pairs[track[sl]]
-                yield Batch(pair[:, 0], pair[:, 1], lo + local[sl], value[sl])
+                yield Batch(
+                    pair[:, 0],
+                    pair[:, 1],
+                    lo + local[sl],
+                    value[sl],
+                    None if average is None else average[sl],
+                )
+
+
+def assay_sums(values: np.ndarray, assay_of_row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-assay sums over tracks and the number of tracks of each assay.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        (n_tracks, n_positions) observed values.
+    assay_of_row : numpy.ndarray
+        Assay index of each track.
+
+    Returns
+    -------
+    sums : numpy.ndarray
+        (max assay + 1, n_positions) float64 sums.
+    counts : numpy.ndarray
+        Tracks per assay.
+    """
+    n_assays = int(assay_of_row.max()) + 1
+    onehot = np.zeros((n_assays, len(assay_of_row)), dtype=np.float64)
+    onehot[assay_of_row, np.arange(len(assay_of_row))] = 1
+    return onehot @ values.astype(np.float64, copy=False), onehot.sum(1)
+
+
+def average_of_others(sums, counts, own=None) -> np.ndarray:
+    """Mean of an assay over the other cell types: ``(sum - own) / (count - 1)``, or
+    ``sum / count`` for a track that is not among them (``own=None``); 0 where no other cell
+    type has the assay.
+
+    Examples
+    --------
+    >>> average_of_others(np.array([6.0, 6.0]), np.array([3, 1]), np.array([2.0, 6.0]))
+    array([2., 0.], dtype=float32)
+    >>> average_of_others(np.array([6.0]), np.array([3]))
+    array([2.], dtype=float32)
+    """
+    sums = np.asarray(sums, dtype=np.float64)
+    counts = np.asarray(counts, dtype=np.float64)
+    if own is not None:
+        sums = sums - own
+        counts = counts - 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(counts > 0, sums / np.maximum(counts, 1), 0.0)
+    return out.astype(np.float32)
 
 
 def _stack_tracks(signal, pairs: np.ndarray):

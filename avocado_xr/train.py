@@ -19,9 +19,9 @@ from .config import AvocadoConfig
 from .exceptions import AvocadoXrError, InvalidSignalError
 from .genome import GenomeLayout
 from .model import AvocadoModel
-from .network import AvocadoNet
+from .network import AvocadoNet, with_average
 from .optim import RowAdam
-from .sampler import BlockSampler
+from .sampler import BlockSampler, assay_sums, average_of_others
 from .variables import (
     CHROM,
     DIM_ASSAY,
@@ -136,7 +136,11 @@ def fit(
         ds[CHROM].values, ds[START].values, int(ds.attrs.get("resolution", RESOLUTION))
     )
     sampler = BlockSampler(
-        ds, pairs=train_pairs, block_size=block_size, batch_size=config.batch_size
+        ds,
+        pairs=train_pairs,
+        block_size=block_size,
+        batch_size=config.batch_size,
+        average=config.average != "none",
     )
     val_sampler = None
     if held_out:
@@ -198,7 +202,7 @@ def fit(
             "samples_per_second": sampler.n_positions / seconds,
         }
         if val_sampler is not None:
-            record["val_mse"] = _validation_mse(net, val_sampler, device, precision)
+            record["val_mse"] = _validation_mse(net, val_sampler, sampler, device, precision)
         history.append(record)
         epoch_bar.set_postfix(
             {k: f"{v:.4f}" for k, v in record.items() if "loss" in k or "mse" in k}
@@ -287,8 +291,9 @@ def _train_epoch(net, sampler, optimizers, config, device, precision, seed, epoc
             dense.zero_grad(set_to_none=True)
             rows.zero_grad()
             genome = _gather_genome(net, rows, position)
+            average = None if batch.average is None else _to_tensor(batch.average, device)
             with autocast(device, precision):
-                pred = net.head(celltype, assay, genome)
+                pred = net.head(celltype, assay, with_average(genome, average, config))
             loss = torch.nn.functional.mse_loss(pred.float(), target)
             objective = loss
             if config.genome_l2:
@@ -304,25 +309,32 @@ def _train_epoch(net, sampler, optimizers, config, device, precision, seed, epoc
 
 
 @torch.no_grad()
-def _validation_mse(net, sampler: BlockSampler, device, precision) -> float:
+def _validation_mse(net, sampler: BlockSampler, train: BlockSampler, device, precision) -> float:
     """Mean squared error over all positions of the held-out tracks (block by block)."""
     net.eval()
     sse, count = 0.0, 0
-    pairs = sampler.pairs
     for (lo, hi), values in sampler.iter_blocks(range(len(sampler.blocks))):
         position = torch.arange(lo, hi, device=device)
-        with autocast(device, precision):
-            genome = net.genome_features(position)
-            for k, (c, a) in enumerate(pairs):
-                n = hi - lo
+        genome = net.genome_features(position)
+        if net.config.average != "none":
+            sums, counts = assay_sums(train.load_block(lo, hi), train.pairs[:, 1])
+        for k, (c, a) in enumerate(sampler.pairs):
+            features = genome
+            if net.config.average != "none":
+                has = a < len(sums)
+                average = average_of_others(sums[a] if has else 0.0, counts[a] if has else 0)
+                average = torch.from_numpy(np.broadcast_to(average, (hi - lo,)).copy())
+                features = with_average(genome, average.to(device), net.config)
+            n = hi - lo
+            with autocast(device, precision):
                 pred = net.head(
                     torch.full((n,), int(c), device=device),
                     torch.full((n,), int(a), device=device),
-                    genome,
+                    features,
                 ).float()
-                target = torch.from_numpy(values[k]).to(device)
-                sse += float(((pred - target) ** 2).sum())
-                count += n
+            target = torch.from_numpy(values[k]).to(device)
+            sse += float(((pred - target) ** 2).sum())
+            count += n
     return sse / count
 
 

@@ -15,7 +15,7 @@ import avocado_xr as ax
 from avocado_xr.cli import main
 
 
-@pytest.mark.parametrize("command", ["demo", "fit", "impute"])
+@pytest.mark.parametrize("command", ["demo", "fit", "impute", "ingest", "export-bigwig"])
 def test_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])

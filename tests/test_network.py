@@ -24,14 +24,14 @@ def test_paper_defaults():
     assert cfg.dropout > 0
     net = make_net(cfg)
     shapes = {n: tuple(p.shape) for n, p in net.named_parameters()}
-    assert shapes["celltype.weight"] == (5, 32)
-    assert shapes["assay.weight"] == (4, 256)
+    assert shapes["head.celltype.weight"] == (5, 32)
+    assert shapes["head.assay.weight"] == (4, 256)
     assert shapes["genome_25bp.weight"] == (1_000, 25)
     assert shapes["genome_250bp.weight"] == (100, 40)
     assert shapes["genome_5kbp.weight"] == (5, 45)
-    assert shapes["hidden.0.weight"] == (2048, 32 + 256 + 110)
-    assert shapes["hidden.1.weight"] == (2048, 2048)
-    assert shapes["output.weight"] == (1, 2048)
+    assert shapes["head.hidden.0.weight"] == (2048, 32 + 256 + 110)
+    assert shapes["head.hidden.1.weight"] == (2048, 2048)
+    assert shapes["head.output.weight"] == (1, 2048)
 
 
 def test_initialisation_is_uniform_and_glorot():
@@ -40,10 +40,10 @@ def test_initialisation_is_uniform_and_glorot():
     for table in net.embeddings():
         w = table.weight.detach()
         assert w.min() >= -0.5 and w.max() <= 0.5 and w.std() > 0.25  # U(-0.5, 0.5): std 0.289
-    first = net.hidden[0].weight.detach()
+    first = net.head.hidden[0].weight.detach()
     limit = np.sqrt(6 / (first.shape[0] + first.shape[1]))
     assert first.abs().max() <= limit and first.abs().max() > 0.95 * limit
-    assert torch.all(net.hidden[0].bias == 0)
+    assert torch.all(net.head.hidden[0].bias == 0)
 
 
 def test_split_first_layer_equals_concatenation():
@@ -53,9 +53,9 @@ def test_split_first_layer_equals_concatenation():
     a = torch.tensor([3, 0, 1, 1])
     p = torch.tensor([0, 999, 500, 501])
     x = torch.cat([net.celltype(c), net.assay(a), net.genome_features(p)], dim=1)
-    for layer in net.hidden:
+    for layer in net.head.hidden:
         x = torch.relu(layer(x))
-    expected = net.output(x).squeeze(1)
+    expected = net.head.output(x).squeeze(1)
     torch.testing.assert_close(net(c, a, p), expected)
 
 
@@ -93,8 +93,8 @@ def test_training_forward_is_inverted_dropout():
     out = net.train()(c, a, p)
     torch.manual_seed(3)
     x = torch.cat([net.celltype(c), net.assay(a), net.genome_features(p)], dim=1)
-    x = net.hidden[0](x)
-    for layer in [net.hidden[1], net.output]:
+    x = net.head.hidden[0](x)
+    for layer in [net.head.hidden[1], net.head.output]:
         keep, scale = dropout_keep_mask(x.shape, 0.5)
         x = layer(torch.relu(x) * keep * scale)
     torch.testing.assert_close(out, x.squeeze(1))

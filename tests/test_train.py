@@ -46,7 +46,7 @@ def test_same_seed_same_model_on_cpu(sim):
     c = ax.fit(sim, epochs=2, seed=6, **SMALL)
     for k, v in _state(a).items():
         torch.testing.assert_close(v, _state(b)[k], rtol=0, atol=0)
-    assert not torch.equal(_state(a)["output.weight"], _state(c)["output.weight"])
+    assert not torch.equal(_state(a)["head.output.weight"], _state(c)["head.output.weight"])
     assert [h["loss"] for h in a.history] == [h["loss"] for h in b.history]
 
 
