@@ -16,7 +16,7 @@ try:
 except ImportError:  # pragma: no cover - running from a source tree without a build
     __version__ = "0.0.0+unknown"
 
-from . import accessor, datasets, plotting, testing  # noqa: F401  (registers ds.avocado)
+from . import accessor, annotations, datasets, metrics, plotting, testing  # noqa: F401
 from .compendium import (
     make_compendium,
     mask,
@@ -26,10 +26,12 @@ from .compendium import (
     save_compendium,
 )
 from .config import AvocadoConfig
+from .crossval import cross_validate, make_folds
 from .exceptions import AvocadoXrError
 from .export import to_bigwig
 from .factors import factors
 from .impute import impute
+from .metrics import evaluate, metric_table
 from .ingest import ingest
 from .model import AvocadoModel
 from .persistence import load_model, save_model
@@ -41,15 +43,21 @@ __all__ = [
     "AvocadoModel",
     "AvocadoXrError",
     "AvocadoXrWarning",
+    "annotations",
+    "cross_validate",
     "__version__",
     "datasets",
+    "evaluate",
     "factors",
     "fit",
     "impute",
     "ingest",
     "load_model",
     "make_compendium",
+    "make_folds",
     "mask",
+    "metric_table",
+    "metrics",
     "observed_pairs",
     "open_compendium",
     "region",

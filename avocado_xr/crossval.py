@@ -1,0 +1,193 @@
+"""Cross-validation over observed tracks, for Avocado and the baselines, in one API.
+
+``cross_validate(ds, k=5, method=...)`` splits the observed experiments into ``k`` folds,
+hides each fold in turn, imputes it with a model trained on the rest, and returns the
+out-of-fold imputations of every observed track as one lazy Dataset, with the metrics of
+:func:`avocado_xr.metrics.evaluate` when asked.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+import xarray as xr
+
+from .baselines import impute_average, impute_mean
+from .compendium import mask
+from .variables import DIM_ASSAY, DIM_CELLTYPE, IMPUTED, OBSERVED, validate
+
+__all__ = ["METHODS", "cross_validate", "make_folds"]
+
+
+def _avocado(train: xr.Dataset, *, seed: int = 0, **options) -> xr.Dataset:
+    from .train import fit
+
+    model = fit(train, seed=seed, **options)
+    return model.impute(train, merge=False)
+
+
+def _linear(train: xr.Dataset, *, seed: int = 0, **options) -> xr.Dataset:
+    return _avocado(train, seed=seed, **{"architecture": "linear", **options})
+
+
+def _avocado_average(train: xr.Dataset, *, seed: int = 0, **options) -> xr.Dataset:
+    return _avocado(train, seed=seed, **{"average": "residual", **options})
+
+
+def _autoencoder(train: xr.Dataset, *, seed: int = 0, **options) -> xr.Dataset:
+    from .autoencoder import impute_autoencoder
+
+    return impute_autoencoder(train, seed=seed, **options)
+
+
+#: the methods by name: each ``method(train_ds, *, seed, **options) -> imputed Dataset``
+METHODS: dict[str, Callable[..., xr.Dataset]] = {
+    "avocado": _avocado,
+    "avocado-average": _avocado_average,
+    "linear": _linear,
+    "average": impute_average,
+    "mean": impute_mean,
+    "autoencoder": _autoencoder,
+}
+
+
+def make_folds(ds: xr.Dataset, k: int = 5, *, seed: int = 0) -> xr.DataArray:
+    """Assign the observed tracks to ``k`` folds so that hiding any one fold leaves every cell
+    type and every assay at least one training track.
+
+    Tracks are visited in random order and each goes to the smallest fold that can still take
+    it. A track that no fold can take (for example the only observed track of a cell type:
+    hiding it would leave that cell type's factors untrained) is never held out: it gets fold
+    ``-1``, is always used for training, has no out-of-fold imputation, and is named in a
+    warning.
+
+    Returns
+    -------
+    xarray.DataArray
+        int (celltype, assay): the fold of each observed track, -1 otherwise.
+
+    Examples
+    --------
+    >>> import avocado_xr as ax
+    >>> folds = make_folds(ax.datasets.roadmap_pilot_sample(), k=5, seed=0)
+    >>> sorted(np.bincount(folds.values.ravel()).tolist())
+    [5, 5, 5, 5, 5]
+    """
+    validate(ds)
+    if k < 2:
+        raise ValueError(f"k must be at least 2, got {k}")
+    observed = np.asarray(ds[OBSERVED].values, dtype=bool)
+    per_celltype = observed.sum(1)
+    per_assay = observed.sum(0)
+    folds = np.full(observed.shape, -1, dtype=np.int64)
+    held_c = np.zeros((k, observed.shape[0]), dtype=np.int64)
+    held_a = np.zeros((k, observed.shape[1]), dtype=np.int64)
+    size = np.zeros(k, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    tracks = np.argwhere(observed)
+    for c, a in tracks[rng.permutation(len(tracks))]:
+        ok = (held_c[:, c] + 1 < per_celltype[c]) & (held_a[:, a] + 1 < per_assay[a])
+        if not ok.any():
+            continue
+        candidates = np.flatnonzero(ok)
+        fold = candidates[np.argmin(size[candidates] + rng.random(len(candidates)) * 0.5)]
+        folds[c, a] = fold
+        held_c[fold, c] += 1
+        held_a[fold, a] += 1
+        size[fold] += 1
+    never = [
+        (str(ds.indexes[DIM_CELLTYPE][c]), str(ds.indexes[DIM_ASSAY][a]))
+        for c, a in np.argwhere(observed & (folds < 0))
+    ]
+    if never:
+        warnings.warn(
+            f"{never} can never be held out without leaving a cell type or assay with no "
+            "training track; they are always used for training and get no out-of-fold score.",
+            UserWarning,
+            stacklevel=2,
+        )
+    return xr.DataArray(
+        folds,
+        dims=(DIM_CELLTYPE, DIM_ASSAY),
+        coords={DIM_CELLTYPE: ds[DIM_CELLTYPE], DIM_ASSAY: ds[DIM_ASSAY]},
+        name="fold",
+    )
+
+
+def cross_validate(
+    ds: xr.Dataset,
+    *,
+    k: int = 5,
+    method: str | Callable[..., xr.Dataset] = "avocado",
+    seed: int = 0,
+    evaluate: bool = True,
+    annotations=None,
+    **options,
+) -> xr.Dataset:
+    """k-fold cross-validation over the observed tracks of a compendium.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        The compendium.
+    k : int
+        Number of folds. Default is 5.
+    method : str or callable
+        One of :data:`METHODS` (``"avocado"``, ``"avocado-average"``, ``"linear"``,
+        ``"average"``, ``"mean"``, ``"autoencoder"``) or a function
+        ``method(train_ds, *, seed, **options) -> Dataset`` with ``imputed``.
+    seed : int
+        Seeds the folds and the methods. Default is 0.
+    evaluate : bool
+        Add the metrics of :func:`avocado_xr.metrics.evaluate` as ``score``
+        (celltype, assay, metric). Default is True.
+    annotations : optional
+        Passed to :func:`avocado_xr.metrics.evaluate`.
+    **options
+        Passed to the method (e.g. ``epochs=10, n_layers=1`` for Avocado).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``imputed`` (celltype, assay, position): each observed track's out-of-fold imputation
+        (lazy; NaN for tracks never held out and unobserved ones), ``fold`` (celltype, assay),
+        and ``score`` if ``evaluate``.
+
+    Examples
+    --------
+    >>> import avocado_xr as ax
+    >>> ds = ax.datasets.roadmap_pilot_sample()
+    >>> cv = cross_validate(ds, k=5, method="average", evaluate=False)
+    >>> int(cv.imputed.notnull().all("position").sum())
+    25
+    """
+    run = METHODS[method] if isinstance(method, str) else method
+    if isinstance(method, str) and method not in METHODS:
+        raise ValueError(f"Unknown method {method!r}; choose from {sorted(METHODS)}.")
+    folds = make_folds(ds, k, seed=seed)
+    out = None
+    celltypes, assays = ds.indexes[DIM_CELLTYPE], ds.indexes[DIM_ASSAY]
+    for fold in range(k):
+        held = [(str(celltypes[c]), str(assays[a])) for c, a in np.argwhere(folds.values == fold)]
+        if not held:
+            continue
+        imputed = run(mask(ds, held), seed=seed + fold, **options)[IMPUTED]
+        imputed = imputed.reindex_like(folds)
+        part = imputed.where(folds == fold)
+        out = part if out is None else out.fillna(part)
+    result = xr.Dataset(
+        {IMPUTED: out.astype(np.float32), "fold": folds},
+        attrs={
+            "method": method if isinstance(method, str) else getattr(method, "__name__", "custom"),
+            "k": k,
+            "seed": seed,
+            "options": str(options),
+        },
+    )
+    if evaluate:
+        from .metrics import evaluate as score
+
+        result["score"] = score(ds, result, annotations=annotations)["score"]
+    return result
