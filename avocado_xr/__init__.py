@@ -31,8 +31,8 @@ from .exceptions import AvocadoXrError
 from .export import to_bigwig
 from .factors import factors
 from .impute import impute
-from .metrics import evaluate, metric_table
 from .ingest import ingest
+from .metrics import evaluate, metric_table
 from .model import AvocadoModel
 from .persistence import load_model, save_model
 from .train import AvocadoXrWarning, fit
