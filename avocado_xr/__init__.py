@@ -17,6 +17,7 @@ except ImportError:  # pragma: no cover - running from a source tree without a b
     __version__ = "0.0.0+unknown"
 
 from . import accessor, annotations, datasets, metrics, plotting, testing  # noqa: F401
+from .autoencoder import AutoencoderModel, fit_autoencoder, impute_autoencoder, load_autoencoder
 from .compendium import (
     make_compendium,
     mask,
@@ -39,6 +40,7 @@ from .train import AvocadoXrWarning, fit
 from .variables import validate
 
 __all__ = [
+    "AutoencoderModel",
     "AvocadoConfig",
     "AvocadoModel",
     "AvocadoXrError",
@@ -49,9 +51,12 @@ __all__ = [
     "datasets",
     "evaluate",
     "factors",
+    "fit_autoencoder",
     "fit",
     "impute",
+    "impute_autoencoder",
     "ingest",
+    "load_autoencoder",
     "load_model",
     "make_compendium",
     "make_folds",

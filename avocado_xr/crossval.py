@@ -16,34 +16,35 @@ import xarray as xr
 
 from .baselines import impute_average, impute_mean
 from .compendium import mask
+from .model import AvocadoModel
 from .variables import DIM_ASSAY, DIM_CELLTYPE, IMPUTED, OBSERVED, validate
 
 __all__ = ["METHODS", "cross_validate", "make_folds"]
 
 
-def _avocado(train: xr.Dataset, *, seed: int = 0, **options) -> xr.Dataset:
+def _avocado(train: xr.Dataset, *, seed: int = 0, **options):
     from .train import fit
 
-    model = fit(train, seed=seed, **options)
-    return model.impute(train, merge=False)
+    return fit(train, seed=seed, **options)
 
 
-def _linear(train: xr.Dataset, *, seed: int = 0, **options) -> xr.Dataset:
+def _linear(train: xr.Dataset, *, seed: int = 0, **options):
     return _avocado(train, seed=seed, **{"architecture": "linear", **options})
 
 
-def _avocado_average(train: xr.Dataset, *, seed: int = 0, **options) -> xr.Dataset:
-    return _avocado(train, seed=seed, **{"average": "residual", **options})
+def _avocado_average(train: xr.Dataset, *, seed: int = 0, **options):
+    return _avocado(train, seed=seed, **{"average": "input", **options})
 
 
-def _autoencoder(train: xr.Dataset, *, seed: int = 0, **options) -> xr.Dataset:
-    from .autoencoder import impute_autoencoder
+def _autoencoder(train: xr.Dataset, *, seed: int = 0, **options):
+    from .autoencoder import fit_autoencoder
 
-    return impute_autoencoder(train, seed=seed, **options)
+    return fit_autoencoder(train, seed=seed, **options)
 
 
-#: the methods by name: each ``method(train_ds, *, seed, **options) -> imputed Dataset``
-METHODS: dict[str, Callable[..., xr.Dataset]] = {
+#: the methods by name: ``method(train_ds, *, seed, **options)`` returns either a fitted model
+#: (with ``.impute(ds, celltypes=..., assays=...)``) or a Dataset with ``imputed``
+METHODS: dict[str, Callable] = {
     "avocado": _avocado,
     "avocado-average": _avocado_average,
     "linear": _linear,
@@ -51,6 +52,26 @@ METHODS: dict[str, Callable[..., xr.Dataset]] = {
     "mean": impute_mean,
     "autoencoder": _autoencoder,
 }
+
+
+def _held_out_imputation(fitted, train: xr.Dataset, held, like: xr.DataArray) -> xr.DataArray:
+    """The imputation of the held-out tracks only (NaN elsewhere), lazily.
+
+    A fitted model imputes each held-out track on its own, so only those are computed.
+    """
+    if isinstance(fitted, xr.Dataset):
+        imputed = fitted[IMPUTED].reindex_like(like)
+        keep = xr.zeros_like(like, dtype=bool)
+        for c, a in held:
+            keep.loc[{DIM_CELLTYPE: c, DIM_ASSAY: a}] = True
+        return imputed.where(keep)
+    out = None
+    for c, a in held:
+        kwargs = {"merge": False} if isinstance(fitted, AvocadoModel) else {}
+        part = fitted.impute(train, celltypes=[c], assays=[a], **kwargs)[IMPUTED]
+        part = part.reindex_like(like)
+        out = part if out is None else out.fillna(part)
+    return out
 
 
 def make_folds(ds: xr.Dataset, k: int = 5, *, seed: int = 0) -> xr.DataArray:
@@ -135,9 +156,11 @@ def cross_validate(
     k : int
         Number of folds. Default is 5.
     method : str or callable
-        One of :data:`METHODS` (``"avocado"``, ``"avocado-average"``, ``"linear"``,
+        One of :data:`METHODS` (``"avocado"``, ``"avocado-average"`` (Avocado with the
+        average of the other cell types as an input), ``"linear"`` (PREDICTD-style),
         ``"average"``, ``"mean"``, ``"autoencoder"``) or a function
-        ``method(train_ds, *, seed, **options) -> Dataset`` with ``imputed``.
+        ``method(train_ds, *, seed, **options)`` returning a fitted model (with
+        ``.impute(ds, celltypes=..., assays=...)``) or a Dataset with ``imputed``.
     seed : int
         Seeds the folds and the methods. Default is 0.
     evaluate : bool
@@ -173,9 +196,8 @@ def cross_validate(
         held = [(str(celltypes[c]), str(assays[a])) for c, a in np.argwhere(folds.values == fold)]
         if not held:
             continue
-        imputed = run(mask(ds, held), seed=seed + fold, **options)[IMPUTED]
-        imputed = imputed.reindex_like(folds)
-        part = imputed.where(folds == fold)
+        train = mask(ds, held)
+        part = _held_out_imputation(run(train, seed=seed + fold, **options), train, held, folds)
         out = part if out is None else out.fillna(part)
     result = xr.Dataset(
         {IMPUTED: out.astype(np.float32), "fold": folds},
