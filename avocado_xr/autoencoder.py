@@ -61,7 +61,7 @@ import torch
 import xarray as xr
 from tqdm.auto import tqdm
 
-from ._compat import resolve_device
+from ._compat import TORCH_LOCK, resolve_device
 from .compendium import DEFAULT_POSITION_CHUNK
 from .exceptions import AvocadoXrError, ChunkingError, ModelFileError, UnknownAssayError
 from .genome import segment_ids
@@ -219,7 +219,7 @@ class _AutoencoderState:
         w1, b1 = torch.from_numpy(self.w1), torch.from_numpy(self.b1)
         w2, b2 = torch.from_numpy(self.w2), torch.from_numpy(self.b2)
         out = {}
-        with torch.no_grad():
+        with TORCH_LOCK, torch.no_grad():
             xb = torch.from_numpy(x.reshape(len(x), -1))
             pre = xb @ w1.T + b1
             hidden_all = None

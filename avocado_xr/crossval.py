@@ -186,9 +186,9 @@ def cross_validate(
     >>> int(cv.imputed.notnull().all("position").sum())
     25
     """
-    run = METHODS[method] if isinstance(method, str) else method
     if isinstance(method, str) and method not in METHODS:
         raise ValueError(f"Unknown method {method!r}; choose from {sorted(METHODS)}.")
+    run = METHODS[method] if isinstance(method, str) else method
     folds = make_folds(ds, k, seed=seed)
     out = None
     celltypes, assays = ds.indexes[DIM_CELLTYPE], ds.indexes[DIM_ASSAY]

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from ._compat import TORCH_LOCK
 from .compendium import DEFAULT_POSITION_CHUNK
 from .exceptions import ChunkingError, DimensionError
 from .network import AvocadoHead, with_average
@@ -98,7 +99,8 @@ def _impute_block(
     averages = None
     if signal is not None:
         averages = block_averages(signal, observed, *rows)
-    return state.predict_block(index, celltypes, assays, averages)
+    with TORCH_LOCK:
+        return state.predict_block(index, celltypes, assays, averages)
 
 
 def block_averages(signal, observed, celltypes, assays) -> np.ndarray:

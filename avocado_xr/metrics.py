@@ -691,6 +691,18 @@ def _resolve_metrics(metrics: Iterable[str] | str | None) -> list[str]:
     return out
 
 
+def _shared(value):
+    """A Dask array as one Delayed over its *unoptimised* graph (other values unchanged).
+
+    Handing Dask arrays to ``dask.delayed`` optimises each one separately, which fuses the
+    shared upstream blocks (e.g. a whole imputation block) into every track's graph, so each
+    of n tracks recomputed them: n times the work. Unoptimised, all tracks share those keys.
+    """
+    if not _is_dask(value):
+        return value
+    return value.rechunk(-1).to_delayed(optimize_graph=False).ravel()[0]
+
+
 def _is_dask(array) -> bool:
     return isinstance(getattr(array, "data", array), da.Array)
 
@@ -949,6 +961,7 @@ def evaluate(
             track_peaks = _peaks_for(peaks, celltype, assay, observed, imputed, index)
             args = (y, p, variances.get(assay), ann, track_peaks, keep, names, params)
             if lazy:
+                args = tuple(_shared(arg) for arg in args)
                 task = dask.delayed(_score_track, pure=False)(*args)
                 row.append(da.from_delayed(task, shape=(len(names),), dtype=np.float64))
             else:
