@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,12 +64,12 @@ from ._compat import TORCH_LOCK, resolve_device
 from .compendium import DEFAULT_POSITION_CHUNK
 from .exceptions import AvocadoXrError, ChunkingError, ModelFileError, UnknownAssayError
 from .genome import segment_ids
+from .impute import imputation_dataset
 from .variables import (
     CHROM,
     DIM_ASSAY,
     DIM_CELLTYPE,
     DIM_POSITION,
-    IMPUTED,
     OBSERVED,
     RESOLUTION,
     SIGNAL,
@@ -409,18 +408,7 @@ class AutoencoderModel:
             )
             lo = hi
         data = da.concatenate(blocks, axis=2)
-        imputed = xr.DataArray(
-            data,
-            dims=(DIM_CELLTYPE, DIM_ASSAY, DIM_POSITION),
-            coords={
-                DIM_CELLTYPE: np.asarray(celltypes, dtype=object),
-                DIM_ASSAY: np.asarray(assays, dtype=object),
-                CHROM: ds[CHROM].variable,
-                START: ds[START].variable,
-            },
-            attrs={"long_name": "imputed arcsinh(-log10 p)", **self.attrs},
-            name=IMPUTED,
-        )
+        imputed = imputation_dataset(data, celltypes, assays, ds, self.attrs)
         return imputed.to_dataset().assign_attrs(self.attrs)
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> None:
@@ -469,34 +457,18 @@ def load_autoencoder(
     ModelFileError
         The directory, a file, or matching weights are missing.
     """
+    from .persistence import read_model_meta
+
     path = Path(path)
-    if not path.is_dir():
-        raise ModelFileError(f"No model directory at {str(path)!r}.")
-    for name in (CONFIG_FILE, WEIGHTS_FILE):
-        if not (path / name).is_file():
-            raise ModelFileError(
-                f"{str(path)!r} has no {name}; it is not a saved avocado_xr autoencoder."
-            )
-    try:
-        meta = json.loads((path / CONFIG_FILE).read_text())
-    except json.JSONDecodeError as err:
-        raise ModelFileError(f"{path / CONFIG_FILE} is not valid JSON: {err}") from err
-    if meta.get("format") != FORMAT:
-        raise ModelFileError(
-            f"{path / CONFIG_FILE} has format {meta.get('format')!r}, expected {FORMAT!r}."
-        )
+    meta = read_model_meta(path, CONFIG_FILE, WEIGHTS_FILE, FORMAT, "autoencoder")
     try:
         config, assays = dict(meta["config"]), list(meta["assays"])
         net = _build_net(len(assays) * int(config["window"]), int(config["n_hidden"]))
     except (KeyError, TypeError, ValueError) as err:
         raise ModelFileError(f"{path / CONFIG_FILE} is incomplete or malformed: {err}") from err
-    try:
-        state = torch.load(path / WEIGHTS_FILE, map_location="cpu", weights_only=True)
-        net.load_state_dict(state)
-    except (RuntimeError, OSError, EOFError, KeyError, pickle.UnpicklingError) as err:
-        raise ModelFileError(
-            f"{path / WEIGHTS_FILE} does not hold weights matching {CONFIG_FILE}: {err}"
-        ) from err
+    from .persistence import load_weights
+
+    load_weights(net, path / WEIGHTS_FILE, CONFIG_FILE)
     net.to(resolve_device(device)).eval()
     return AutoencoderModel(net, config, assays=assays, history=meta.get("history", []))
 

@@ -201,18 +201,7 @@ def roadmap_pilot(
                     f"({n_positions},)."
                 )
             signal[i, j] = track
-    chrom, start = _coordinates(regions)
-    return make_compendium(
-        signal,
-        celltypes=PILOT_CELLTYPES,
-        assays=PILOT_ASSAYS,
-        chrom=chrom,
-        start=start,
-        observed=np.ones(signal.shape[:2], dtype=bool),
-        genome="hg19",
-        source="Roadmap Epigenomics consolidated MACS2 -log10 p (jmschrei/avocado pilot data)",
-        attrs={"regions": "ENCODE pilot regions (42 autosomal)"},
-    )
+    return _pilot_compendium(signal, regions, "ENCODE pilot regions (42 autosomal)")
 
 
 def roadmap_pilot_sample() -> xr.Dataset:
@@ -233,6 +222,10 @@ def roadmap_pilot_sample() -> xr.Dataset:
     with np.load(_data_file("roadmap_pilot_sample.npz")) as npz:
         signal, names = npz["signal"], [str(n) for n in npz["regions"]]
     regions = pilot_regions().set_index("name").loc[names].reset_index()
+    return _pilot_compendium(signal, regions, ",".join(names))
+
+
+def _pilot_compendium(signal: np.ndarray, regions: pd.DataFrame, description: str) -> xr.Dataset:
     chrom, start = _coordinates(regions)
     return make_compendium(
         signal,
@@ -243,5 +236,5 @@ def roadmap_pilot_sample() -> xr.Dataset:
         observed=np.ones(signal.shape[:2], dtype=bool),
         genome="hg19",
         source="Roadmap Epigenomics consolidated MACS2 -log10 p (jmschrei/avocado pilot data)",
-        attrs={"regions": ",".join(names)},
+        attrs={"regions": description},
     )

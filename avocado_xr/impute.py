@@ -196,18 +196,7 @@ def impute(
         meta=np.empty((0, 0, 0), dtype=np.float32),
         name="avocado-impute-" + dask.base.tokenize(index, state, c_idx, a_idx, chunks, *args[2:]),
     )
-    imputed = xr.DataArray(
-        data,
-        dims=(DIM_CELLTYPE, DIM_ASSAY, DIM_POSITION),
-        coords={
-            DIM_CELLTYPE: np.asarray(celltypes, dtype=object),
-            DIM_ASSAY: np.asarray(assays, dtype=object),
-            CHROM: ds[CHROM].variable,
-            START: ds[START].variable,
-        },
-        attrs={"long_name": "imputed arcsinh(-log10 p)", **model.attrs},
-        name=IMPUTED,
-    )
+    imputed = imputation_dataset(data, celltypes, assays, ds, model.attrs)
     if not merge:
         return imputed.to_dataset().assign_attrs(model.attrs)
     out = ds
@@ -219,6 +208,25 @@ def impute(
         warnings.warn("Overwriting the existing 'imputed' variable.", UserWarning, stacklevel=2)
     out = out.assign({IMPUTED: imputed})
     return out.assign_attrs({**ds.attrs, **model.attrs})
+
+
+def imputation_dataset(data, celltypes, assays, ds: xr.Dataset, attrs: dict) -> xr.DataArray:
+    """Label a (celltype, assay, position) array of imputations with ``ds``'s coordinates.
+
+    Returns the ``imputed`` DataArray, with ``attrs`` (provenance) on it.
+    """
+    return xr.DataArray(
+        data,
+        dims=(DIM_CELLTYPE, DIM_ASSAY, DIM_POSITION),
+        coords={
+            DIM_CELLTYPE: np.asarray(celltypes, dtype=object),
+            DIM_ASSAY: np.asarray(assays, dtype=object),
+            CHROM: ds[CHROM].variable,
+            START: ds[START].variable,
+        },
+        attrs={"long_name": "imputed arcsinh(-log10 p)", **attrs},
+        name=IMPUTED,
+    )
 
 
 def _average_inputs(ds, celltypes, assays, chunks) -> list:

@@ -15,7 +15,7 @@ from .genome import GenomeLayout
 from .model import AvocadoModel
 from .network import AvocadoNet
 
-__all__ = ["load_model", "save_model"]
+__all__ = ["load_model", "load_weights", "read_model_meta", "save_model"]
 
 FORMAT = "avocado_xr-model-1"
 CONFIG_FILE = "model.json"
@@ -51,6 +51,37 @@ def save_model(model: AvocadoModel, path: str | os.PathLike, *, overwrite: bool 
     (path / CONFIG_FILE).write_text(json.dumps(meta, indent=1))
 
 
+def read_model_meta(path: Path, config_file: str, weights_file: str, fmt: str, kind: str) -> dict:
+    """Check a saved model directory and return its parsed JSON configuration.
+
+    Raises :class:`ModelFileError` naming what is missing or malformed.
+    """
+    if not path.is_dir():
+        raise ModelFileError(f"No model directory at {str(path)!r}.")
+    for name in (config_file, weights_file):
+        if not (path / name).is_file():
+            raise ModelFileError(
+                f"{str(path)!r} has no {name}; it is not a saved avocado_xr {kind}."
+            )
+    try:
+        meta = json.loads((path / config_file).read_text())
+    except json.JSONDecodeError as err:
+        raise ModelFileError(f"{path / config_file} is not valid JSON: {err}") from err
+    if not isinstance(meta, dict) or meta.get("format") != fmt:
+        found = meta.get("format") if isinstance(meta, dict) else None
+        raise ModelFileError(f"{path / config_file} has format {found!r}, expected {fmt!r}.")
+    return meta
+
+
+def load_weights(module: torch.nn.Module, path: Path, config_file: str) -> None:
+    """Load a state dict of tensors into ``module`` with ``weights_only=True`` (no code runs)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        module.load_state_dict(state)
+    except (RuntimeError, OSError, EOFError, KeyError, pickle.UnpicklingError) as err:
+        raise ModelFileError(f"{path} does not hold weights matching {config_file}: {err}") from err
+
+
 def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> AvocadoModel:
     """Load a model written by :func:`save_model` (weights read with ``weights_only=True``).
 
@@ -65,21 +96,7 @@ def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu") -
     True
     """
     path = Path(path)
-    if not path.is_dir():
-        raise ModelFileError(f"No model directory at {str(path)!r}.")
-    for name in (CONFIG_FILE, WEIGHTS_FILE):
-        if not (path / name).is_file():
-            raise ModelFileError(
-                f"{str(path)!r} has no {name}; it is not a saved avocado_xr model."
-            )
-    try:
-        meta = json.loads((path / CONFIG_FILE).read_text())
-    except json.JSONDecodeError as err:
-        raise ModelFileError(f"{path / CONFIG_FILE} is not valid JSON: {err}") from err
-    if meta.get("format") != FORMAT:
-        raise ModelFileError(
-            f"{path / CONFIG_FILE} has format {meta.get('format')!r}, expected {FORMAT!r}."
-        )
+    meta = read_model_meta(path, CONFIG_FILE, WEIGHTS_FILE, FORMAT, "model")
     try:
         config = AvocadoConfig.from_dict(meta["config"])
         layout = GenomeLayout.from_dict(meta["layout"])
@@ -93,13 +110,7 @@ def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu") -
         layout.scale_index(5000)[0],
         config,
     )
-    try:
-        state = torch.load(path / WEIGHTS_FILE, map_location="cpu", weights_only=True)
-        net.load_state_dict(state)
-    except (RuntimeError, OSError, EOFError, KeyError, pickle.UnpicklingError) as err:
-        raise ModelFileError(
-            f"{path / WEIGHTS_FILE} does not hold weights matching {CONFIG_FILE}: {err}"
-        ) from err
+    load_weights(net, path / WEIGHTS_FILE, CONFIG_FILE)
     net.to(device).eval()
     return AvocadoModel(
         net,
