@@ -27,7 +27,11 @@ def _pair(text: str) -> tuple[str, str]:
     raise argparse.ArgumentTypeError(f"expected CELLTYPE:ASSAY, got {text!r}")
 
 
-def _add_hyperparameters(parser: argparse.ArgumentParser, defaults: dict) -> None:
+def _add_hyperparameters(parser: argparse.ArgumentParser) -> None:
+    from avocado_xr.config import AvocadoConfig
+
+    defaults = AvocadoConfig().to_dict()
+    parser.set_defaults(hyperparameters=list(defaults))
     group = parser.add_argument_group("model (defaults: the paper's)")
     for name, value in defaults.items():
         group.add_argument(
@@ -38,8 +42,9 @@ def _add_hyperparameters(parser: argparse.ArgumentParser, defaults: dict) -> Non
         )
 
 
-def _hyperparameters(args, defaults: dict) -> dict:
-    return {k: getattr(args, k) for k in defaults if getattr(args, k) is not None}
+def _hyperparameters(args) -> dict:
+    """The model options given on the command line (the others keep the paper's defaults)."""
+    return {k: getattr(args, k) for k in args.hyperparameters if getattr(args, k) is not None}
 
 
 def _demo(args) -> int:
@@ -125,7 +130,7 @@ def _fit(args) -> int:
         verbose=not args.quiet,
         checkpoint=args.checkpoint,
         precision=args.precision,
-        **_hyperparameters(args, CONFIG_DEFAULTS),
+        **_hyperparameters(args),
     )
     model.save(args.model, overwrite=args.overwrite)
     for record in model.history:
@@ -225,18 +230,8 @@ DEMO_NETWORK = {
 }
 
 
-def _config_defaults() -> dict:
-    from avocado_xr.config import AvocadoConfig
-
-    return AvocadoConfig().to_dict()
-
-
-CONFIG_DEFAULTS: dict = {}
-
-
 def build_parser() -> argparse.ArgumentParser:
-    global CONFIG_DEFAULTS
-    CONFIG_DEFAULTS = _config_defaults()
+    """The ``avocado-xr`` argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
         prog="avocado-xr",
         description="Avocado deep tensor factorization of epigenomic compendia (xarray/zarr).",
@@ -300,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fit.add_argument("--overwrite", action="store_true", help="replace an existing model directory")
     fit.add_argument("--quiet", action="store_true")
-    _add_hyperparameters(fit, CONFIG_DEFAULTS)
+    _add_hyperparameters(fit)
     fit.set_defaults(func=_fit)
 
     imp = sub.add_parser(
