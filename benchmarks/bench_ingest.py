@@ -18,7 +18,7 @@ ingesting the 25 files with the pilot BED (``transform=None``) gives back
 
 Usage::
 
-    python benchmarks/bench_ingest.py [--pilot DIR] [--results benchmarks/RESULTS_ingest.md]
+    python benchmarks/bench_ingest.py [--pilot DIR] [--results FILE]   # section for RESULTS.md
 """
 
 from __future__ import annotations
