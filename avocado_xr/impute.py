@@ -140,6 +140,9 @@ def impute(
     ds : xarray.Dataset or None
         Anything with ``chrom``/``start`` along ``position`` whose bins the model was trained
         on (the full compendium or a region of it). ``None``: all the model's positions.
+        Models that take the average of the other cell types as an input
+        (``average="input"``/``"residual"``) need the compendium itself (``signal`` and
+        ``observed``): the average is computed from it block by block.
     model : AvocadoModel
         A trained model.
     celltypes, assays : str or list of str, optional
