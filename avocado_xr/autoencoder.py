@@ -428,13 +428,8 @@ class AutoencoderModel:
         True
         """
         from . import __version__
+        from .persistence import write_model_dir
 
-        path = Path(path)
-        if path.exists() and not path.is_dir():
-            raise ModelFileError(f"{str(path)!r} exists and is not a directory.")
-        if (path / CONFIG_FILE).exists() and not overwrite:
-            raise ModelFileError(f"{str(path)!r} already holds a model; pass overwrite=True.")
-        path.mkdir(parents=True, exist_ok=True)
         meta = {
             "format": FORMAT,
             "avocado_xr_version": __version__,
@@ -442,9 +437,7 @@ class AutoencoderModel:
             "assays": self.assays,
             "history": self.history,
         }
-        state = {k: v.detach().cpu() for k, v in self.net.state_dict().items()}
-        torch.save(state, path / WEIGHTS_FILE)
-        (path / CONFIG_FILE).write_text(json.dumps(meta, indent=1))
+        write_model_dir(Path(path), meta, self.net, CONFIG_FILE, WEIGHTS_FILE, overwrite=overwrite)
 
 
 def load_autoencoder(

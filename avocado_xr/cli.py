@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+from .config import DEMO_NETWORK
+
 __all__ = ["main"]
 
 #: modules that add further subcommands through ``register(subparsers)``
@@ -69,7 +71,7 @@ def _demo(args) -> int:
         validation=[(celltype, assay)],
         seed=args.seed,
         verbose=not args.quiet,
-        **DEMO_NETWORK,
+        **DEMO_TRAINING,
     )
     seconds = time.perf_counter() - tic
     train = ds.avocado.mask([(celltype, assay)])
@@ -168,7 +170,7 @@ def _evaluate(args) -> int:
         ds = ax.datasets.roadmap_pilot(args.pilot_dir)
     else:
         ds = ax.open_compendium(args.store)
-    network = DEMO_NETWORK if args.network == "demo" else {}
+    network = DEMO_TRAINING if args.network == "demo" else {}
     trained = {"epochs": args.epochs, "device": args.device, **network}
     if args.batch_size:
         trained["batch_size"] = args.batch_size
@@ -216,18 +218,8 @@ def _nullcontext():
     return contextlib.nullcontext()
 
 
-#: the demo-size network of the benchmarks (1 x 128; 32/24/10/20/30 factors)
-DEMO_NETWORK = {
-    "n_layers": 1,
-    "n_nodes": 128,
-    "n_celltype_factors": 32,
-    "n_assay_factors": 24,
-    "n_25bp_factors": 10,
-    "n_250bp_factors": 20,
-    "n_5kbp_factors": 30,
-    "batch_size": 2_000,
-    "dropout": 0.5,
-}
+#: the demo-size network, with small batches for the 64,248-position embedded sample
+DEMO_TRAINING = {**DEMO_NETWORK, "batch_size": 2_000}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,7 +7,19 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-__all__ = ["AvocadoConfig"]
+__all__ = ["AvocadoConfig", "DEMO_NETWORK"]
+
+#: the demo-size network of the benchmarks and the demo: 1 x 128; 32/24/10/20/30 factors
+DEMO_NETWORK = {
+    "n_layers": 1,
+    "n_nodes": 128,
+    "n_celltype_factors": 32,
+    "n_assay_factors": 24,
+    "n_25bp_factors": 10,
+    "n_250bp_factors": 20,
+    "n_5kbp_factors": 30,
+    "dropout": 0.5,
+}
 
 
 @dataclass(frozen=True)

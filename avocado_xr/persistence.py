@@ -15,7 +15,7 @@ from .genome import GenomeLayout
 from .model import AvocadoModel
 from .network import AvocadoNet
 
-__all__ = ["load_model", "load_weights", "read_model_meta", "save_model"]
+__all__ = ["load_model", "load_weights", "read_model_meta", "save_model", "write_model_dir"]
 
 FORMAT = "avocado_xr-model-1"
 CONFIG_FILE = "model.json"
@@ -31,11 +31,6 @@ def save_model(model: AvocadoModel, path: str | os.PathLike, *, overwrite: bool 
     from . import __version__
 
     path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise ModelFileError(f"{str(path)!r} exists and is not a directory.")
-    if (path / CONFIG_FILE).exists() and not overwrite:
-        raise ModelFileError(f"{str(path)!r} already holds a model; pass overwrite=True.")
-    path.mkdir(parents=True, exist_ok=True)
     meta = {
         "format": FORMAT,
         "avocado_xr_version": __version__,
@@ -46,9 +41,27 @@ def save_model(model: AvocadoModel, path: str | os.PathLike, *, overwrite: bool 
         "history": model.history,
         "training": model.training,
     }
-    state = {k: v.detach().cpu() for k, v in model.net.state_dict().items()}
-    torch.save(state, path / WEIGHTS_FILE)
-    (path / CONFIG_FILE).write_text(json.dumps(meta, indent=1))
+    write_model_dir(path, meta, model.net, CONFIG_FILE, WEIGHTS_FILE, overwrite=overwrite)
+
+
+def write_model_dir(
+    path: Path,
+    meta: dict,
+    module: torch.nn.Module,
+    config_file: str,
+    weights_file: str,
+    *,
+    overwrite: bool = False,
+) -> None:
+    """Write ``meta`` as JSON and ``module``'s state dict (tensors only) into ``path``."""
+    if path.exists() and not path.is_dir():
+        raise ModelFileError(f"{str(path)!r} exists and is not a directory.")
+    if (path / config_file).exists() and not overwrite:
+        raise ModelFileError(f"{str(path)!r} already holds a model; pass overwrite=True.")
+    path.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu() for k, v in module.state_dict().items()}
+    torch.save(state, path / weights_file)
+    (path / config_file).write_text(json.dumps(meta, indent=1))
 
 
 def read_model_meta(path: Path, config_file: str, weights_file: str, fmt: str, kind: str) -> dict:

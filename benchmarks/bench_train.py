@@ -23,17 +23,9 @@ import time
 import numpy as np
 from _common import machine, peak_rss_mib, pilot_store, run_isolated
 
-DEMO = dict(
-    n_layers=1,
-    n_nodes=128,
-    n_celltype_factors=32,
-    n_assay_factors=24,
-    n_25bp_factors=10,
-    n_250bp_factors=20,
-    n_5kbp_factors=30,
-    batch_size=10_000,
-    dropout=0.5,
-)
+from avocado_xr.config import DEMO_NETWORK
+
+DEMO = {**DEMO_NETWORK, "batch_size": 10_000}
 PAPER = dict(batch_size=10_000)  # everything else: the paper's defaults
 #: positions used for the paper-size case (a full pilot epoch takes minutes on 2 cores)
 PAPER_POSITIONS = 131_072

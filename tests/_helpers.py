@@ -48,3 +48,20 @@ def raise_if_dask_computes(max_computes: int = 0):
     scheduler = CountingScheduler(max_computes)
     with dask.config.set(scheduler=scheduler):
         yield scheduler
+
+
+def write_bw(path, chroms, records):
+    """Write a small bigWig: ``records`` is a sorted list of (chrom, start, end, value)."""
+    import pyBigWig
+
+    bw = pyBigWig.open(str(path), "w")
+    bw.addHeader(list(chroms.items()))
+    if records:
+        bw.addEntries(
+            [r[0] for r in records],
+            [int(r[1]) for r in records],
+            ends=[int(r[2]) for r in records],
+            values=[float(r[3]) for r in records],
+        )
+    bw.close()
+    return path

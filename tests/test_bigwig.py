@@ -9,6 +9,7 @@ import dask
 import numpy as np
 import pyBigWig
 import pytest
+from _helpers import write_bw
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -53,21 +54,6 @@ def independent_bins(path, file_chrom, lo, hi, gaps="missing"):
         else:
             out.append(np.nanmean(window) if np.isfinite(window).any() else np.nan)
     return np.array(out, dtype=np.float32)
-
-
-def write_bw(path, chroms, records):
-    """records: list of (chrom, start, end, value) sorted."""
-    bw = pyBigWig.open(str(path), "w")
-    bw.addHeader(list(chroms.items()))
-    if records:
-        bw.addEntries(
-            [r[0] for r in records],
-            [int(r[1]) for r in records],
-            ends=[int(r[2]) for r in records],
-            values=[float(r[3]) for r in records],
-        )
-    bw.close()
-    return path
 
 
 # ----------------------------------------------------------------------------- genomes

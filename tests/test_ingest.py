@@ -17,6 +17,7 @@ import pandas as pd
 import pyBigWig
 import pytest
 import xarray as xr
+from _helpers import write_bw
 
 import avocado_xr as ax
 from avocado_xr.bigwig import genome_sizes
@@ -25,20 +26,6 @@ from avocado_xr.manifest import ManifestError
 
 PILOT_BED = str(resources.files("avocado_xr") / "data" / "encode_pilot_regions.hg19.bed")
 SMALL = {"chr1": 40_000, "chr2": 23_012}
-
-
-def write_bw(path, chroms, records):
-    bw = pyBigWig.open(str(path), "w")
-    bw.addHeader(list(chroms.items()))
-    if records:
-        bw.addEntries(
-            [r[0] for r in records],
-            [int(r[1]) for r in records],
-            ends=[int(r[2]) for r in records],
-            values=[float(r[3]) for r in records],
-        )
-    bw.close()
-    return path
 
 
 def random_track(path, chroms, seed):

@@ -9,6 +9,7 @@ import torch
 import avocado_xr as ax
 from avocado_xr import train as train_module
 from avocado_xr.baselines import average_baseline, mean_baseline
+from avocado_xr.config import DEMO_NETWORK
 from avocado_xr.exceptions import AvocadoXrError, InvalidSignalError
 
 SMALL = {"n_layers": 1, "n_nodes": 32, "batch_size": 500, "device": "cpu"}
@@ -125,17 +126,7 @@ def test_real_pilot_heldout_beats_both_baselines(pilot):
     """The issue's check: demo-size network, 10 epochs, (E065, H3K4me3) held out."""
     pair = ("E065", "H3K4me3")
     model = pilot.avocado.fit(
-        epochs=10,
-        validation=[pair],
-        n_layers=1,
-        n_nodes=128,
-        n_celltype_factors=32,
-        n_assay_factors=24,
-        n_25bp_factors=10,
-        n_250bp_factors=20,
-        n_5kbp_factors=30,
-        batch_size=10_000,
-        device="cpu",
+        epochs=10, validation=[pair], batch_size=10_000, device="cpu", **DEMO_NETWORK
     )
     truth = pilot.signal.sel(celltype=pair[0], assay=pair[1]).values
     train = pilot.avocado.mask([pair])
