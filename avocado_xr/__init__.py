@@ -1,5 +1,18 @@
 """avocado-xr: Avocado deep tensor factorization of epigenomic compendia on xarray.
 
+The package is laid out by subsystem:
+
+- the data contract at the top: :mod:`.variables` (names, :func:`validate`),
+  :mod:`.genome` (the position layout), :mod:`.assembly`, :mod:`.bed`, :mod:`.compendium`,
+  :mod:`.average` (the average of the other cell types), :mod:`.datasets`, :mod:`.testing`,
+  :mod:`.plotting`, :mod:`.config`, :mod:`.exceptions` and the ``ds.avocado`` accessor;
+- :mod:`.model`: network, optimiser, sampler, :func:`fit`, :func:`impute`, :func:`factors`,
+  the model class and its files;
+- :mod:`.bigwig`: manifests, the bigWig reader, :func:`ingest`, :func:`to_bigwig`;
+- :mod:`.evaluation`: measures, :func:`evaluate`, annotations, baselines, the autoencoder,
+  :func:`cross_validate`, reports;
+- :mod:`.cli`: the ``avocado-xr`` command.
+
 Examples
 --------
 >>> import avocado_xr as ax
@@ -16,8 +29,8 @@ try:
 except ImportError:  # pragma: no cover - running from a source tree without a build
     __version__ = "0.0.0+unknown"
 
-from . import accessor, annotations, datasets, metrics, plotting, testing  # noqa: F401
-from .autoencoder import AutoencoderModel, fit_autoencoder, impute_autoencoder, load_autoencoder
+from . import accessor, datasets, plotting, testing  # noqa: F401
+from .bigwig import IngestOptions, ingest, read_bigwig, to_bigwig
 from .compendium import (
     make_compendium,
     mask,
@@ -27,16 +40,21 @@ from .compendium import (
     save_compendium,
 )
 from .config import AvocadoConfig
-from .crossval import cross_validate, make_folds
-from .exceptions import AvocadoXrError
-from .export import to_bigwig
-from .factors import factors
-from .impute import impute
-from .ingest import ingest
-from .metrics import evaluate, metric_table
-from .model import AvocadoModel
-from .persistence import load_model, save_model
-from .train import AvocadoXrWarning, fit
+from .evaluation import (
+    AutoencoderModel,
+    annotations,
+    cross_validate,
+    evaluate,
+    fit_autoencoder,
+    impute_autoencoder,
+    load_autoencoder,
+    make_folds,
+    metric_table,
+    metrics,
+)
+from .exceptions import AvocadoXrError, AvocadoXrWarning
+from .genome import GenomeLayout
+from .model import AvocadoModel, factors, fit, impute, load_model, save_model
 from .variables import validate
 
 __all__ = [
@@ -45,14 +63,16 @@ __all__ = [
     "AvocadoModel",
     "AvocadoXrError",
     "AvocadoXrWarning",
+    "GenomeLayout",
+    "IngestOptions",
+    "__version__",
     "annotations",
     "cross_validate",
-    "__version__",
     "datasets",
     "evaluate",
     "factors",
-    "fit_autoencoder",
     "fit",
+    "fit_autoencoder",
     "impute",
     "impute_autoencoder",
     "ingest",
@@ -65,6 +85,8 @@ __all__ = [
     "metrics",
     "observed_pairs",
     "open_compendium",
+    "plotting",
+    "read_bigwig",
     "region",
     "save_compendium",
     "save_model",

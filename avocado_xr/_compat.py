@@ -7,6 +7,8 @@ import threading
 
 import torch
 
+from .exceptions import ConfigError
+
 __all__ = ["TORCH_LOCK", "autocast", "preserve_model_state", "resolve_device"]
 
 #: held while a Dask task runs PyTorch on the CPU. PyTorch already uses every core for one
@@ -20,9 +22,17 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     """``device`` as a torch.device; ``None`` means CUDA when available, else CPU."""
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ConfigError(
+            f"device={device!r} is not a torch device; pass 'cpu' or 'cuda'."
+        ) from err
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device='cuda' was asked for but torch sees no CUDA device.")
+        raise ConfigError(
+            f"device={str(device)!r} was asked for but torch sees no CUDA device; pass "
+            "device='cpu', or install a CUDA build of PyTorch on a machine with a GPU."
+        )
     return device
 
 
@@ -42,7 +52,7 @@ PRECISIONS = ("float32", "bfloat16")
 def autocast(device: torch.device, precision: str):
     """Autocast context for ``precision`` ("float32": none; "bfloat16": bf16 matmuls)."""
     if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        raise ConfigError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if precision == "float32":
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)

@@ -20,13 +20,13 @@ class AvocadoAccessor:
 
     def fit(self, **kwargs):
         """See :func:`avocado_xr.fit`."""
-        from .train import fit
+        from .model import fit
 
         return fit(self._obj, **kwargs)
 
     def impute(self, model, **kwargs) -> xr.Dataset:
         """See :func:`avocado_xr.impute`."""
-        from .impute import impute
+        from .model import impute
 
         return impute(self._obj, model, **kwargs)
 

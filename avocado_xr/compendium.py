@@ -17,10 +17,11 @@ import pandas as pd
 import xarray as xr
 
 from . import __version__
-from .exceptions import ChunkingError, RegionError, StoreError
+from .exceptions import ChunkingError, InvalidSignalError, RegionError, StoreError
 from .genome import chrom_labels, parse_region
 from .variables import (
     CHROM,
+    DEFAULT_POSITION_CHUNK,
     DIM_ASSAY,
     DIM_CELLTYPE,
     DIM_POSITION,
@@ -33,17 +34,14 @@ from .variables import (
 )
 
 __all__ = [
-    "DEFAULT_POSITION_CHUNK",
     "make_compendium",
     "mask",
     "observed_pairs",
     "open_compendium",
+    "position_chunks",
     "region",
     "save_compendium",
 ]
-
-#: positions per zarr chunk: 2**17 bins (3.3 Mbp, 512 KiB of float32 per track)
-DEFAULT_POSITION_CHUNK = 2**17
 
 
 def make_compendium(
@@ -149,7 +147,10 @@ def mask(ds: xr.Dataset, pairs: Iterable[tuple[str, str]]) -> xr.Dataset:
     assays = list(ds.indexes[DIM_ASSAY])
     for pair in pairs:
         if len(pair) != 2:
-            raise ValueError(f"mask() takes (celltype, assay) pairs, got {pair!r}")
+            raise InvalidSignalError(
+                f"mask() takes a list of (celltype, assay) pairs, got {pair!r} in it; "
+                "e.g. mask(ds, [('E065', 'H3K4me3')])."
+            )
         (celltype,) = check_names(pair[0], celltypes, DIM_CELLTYPE)
         (assay,) = check_names(pair[1], assays, DIM_ASSAY)
         hide[celltypes.index(celltype), assays.index(assay)] = True
@@ -291,6 +292,34 @@ def _read_chrom(var: xr.DataArray, step: int = 1 << 20) -> np.ndarray:
     for lo in range(0, len(out), step):
         out[lo : lo + step] = chrom_labels(var[lo : lo + step].values)
     return chrom_labels(out)
+
+
+def position_chunks(data, position_chunk: int | None = None) -> tuple[int, ...]:
+    """Block sizes along ``position`` for blockwise work on ``data``.
+
+    ``data`` is a compendium (its ``signal``), a DataArray or an array whose last axis is
+    ``position``. Default: the Dask chunks of Dask-backed data, else blocks of 131,072.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> position_chunks(np.zeros((1, 1, 5)), 2)
+    (2, 2, 1)
+    """
+    n = None
+    if isinstance(data, xr.Dataset):
+        n = data.sizes[DIM_POSITION]
+        data = data[SIGNAL] if SIGNAL in data else None
+    if isinstance(data, xr.DataArray):
+        n = data.sizes[DIM_POSITION]
+        data = data.transpose(..., DIM_POSITION).data
+    if position_chunk is None and isinstance(data, da.Array):
+        return tuple(int(c) for c in data.chunks[-1])
+    if position_chunk is not None and (int(position_chunk) != position_chunk or position_chunk < 1):
+        raise ChunkingError(f"position_chunk must be a positive integer, got {position_chunk!r}.")
+    size = int(position_chunk or DEFAULT_POSITION_CHUNK)
+    n = int(data.shape[-1]) if n is None else n
+    return tuple(min(size, n - lo) for lo in range(0, n, size))
 
 
 def _is_dask(obj) -> bool:

@@ -7,7 +7,14 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-__all__ = ["AvocadoConfig", "DEMO_NETWORK"]
+from .exceptions import ConfigError
+
+__all__ = ["ARCHITECTURES", "AVERAGE_MODES", "AvocadoConfig", "DEMO_NETWORK"]
+
+#: network architectures: the paper's deep network, or a PREDICTD-style linear model
+ARCHITECTURES = ("deep", "linear")
+#: how a model uses the average of the same assay over the other cell types
+AVERAGE_MODES = ("none", "input", "residual")
 
 #: the demo-size network of the benchmarks and the demo: 1 x 128; 32/24/10/20/30 factors
 DEMO_NETWORK = {
@@ -89,27 +96,39 @@ class AvocadoConfig:
     average: str = "none"
 
     def __post_init__(self):
-        if self.architecture not in ("deep", "linear"):
-            raise ValueError(f"architecture must be 'deep' or 'linear', got {self.architecture!r}")
-        if self.average not in ("none", "input", "residual"):
-            raise ValueError(f"average must be 'none', 'input' or 'residual', got {self.average!r}")
+        for name, allowed in self.choices().items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.architecture == "linear" and self.average != "none":
-            raise ValueError("the linear architecture does not take the average input")
+            raise ConfigError("the linear architecture does not take the average input")
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            if field.name in ("architecture", "average"):
-                continue
-            if field.name in ("dropout",):
-                if not 0 <= value < 1:
-                    raise ValueError(f"dropout must be in [0, 1), got {value}")
-            elif field.name == "n_layers":
-                if value < 0:
-                    raise ValueError(f"n_layers must be >= 0, got {value}")
-            elif field.name in ("genome_l2",):
-                if value < 0:
-                    raise ValueError(f"genome_l2 must be >= 0, got {value}")
-            elif value <= 0:
-                raise ValueError(f"{field.name} must be positive, got {value}")
+            if field.type == "int":
+                if isinstance(value, bool) or not isinstance(value, int):
+                    if not (isinstance(value, float) and value.is_integer()):
+                        raise ConfigError(f"{field.name} must be an integer, got {value!r}")
+                    object.__setattr__(self, field.name, int(value))
+                    value = int(value)
+                low = 0 if field.name == "n_layers" else 1
+                if value < low:
+                    raise ConfigError(f"{field.name} must be >= {low}, got {value}")
+            elif field.type == "float":
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    raise ConfigError(f"{field.name} must be a number, got {value!r}")
+                object.__setattr__(self, field.name, float(value))
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.genome_l2 < 0:
+            raise ConfigError(f"genome_l2 must be >= 0, got {self.genome_l2}")
+        if self.lr <= 0 or self.embedding_init <= 0:
+            raise ConfigError(
+                f"lr and embedding_init must be positive, got {self.lr} and {self.embedding_init}"
+            )
+
+    @staticmethod
+    def choices() -> dict[str, tuple[str, ...]]:
+        """The allowed values of the options that take names."""
+        return {"architecture": ARCHITECTURES, "average": AVERAGE_MODES}
 
     @property
     def n_genome_factors(self) -> int:
@@ -124,11 +143,17 @@ class AvocadoConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(values) - known
         if unknown:
-            raise ValueError(f"Unknown AvocadoConfig fields {sorted(unknown)}")
+            raise ConfigError(
+                f"Unknown AvocadoConfig fields {sorted(unknown)}; known: {sorted(known)}"
+            )
         return cls(**values)
 
     def replace(self, **changes) -> AvocadoConfig:
-        """A copy with some fields changed (unknown names raise TypeError)."""
+        """A copy with some fields changed (unknown names raise :class:`ConfigError`)."""
+        known = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise ConfigError(f"Unknown hyperparameter(s) {unknown}; known: {sorted(known)}")
         return dataclasses.replace(self, **changes)
 
     def digest(self) -> str:

@@ -9,22 +9,23 @@ package, so demos and quick tests run offline.
 
 from __future__ import annotations
 
-import hashlib
 import os
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ._files import file_digest
+from .assembly import package_data
 from .compendium import make_compendium
-from .exceptions import AvocadoXrError
-from .variables import RESOLUTION
+from .exceptions import DataNotFoundError
+from .genome import GenomeLayout
 
 __all__ = [
     "PILOT_ASSAYS",
     "PILOT_CELLTYPES",
+    "pilot_layout",
     "pilot_regions",
     "roadmap_pilot",
     "roadmap_pilot_sample",
@@ -35,18 +36,11 @@ PILOT_ASSAYS = ("H3K4me3", "H3K27me3", "H3K36me3", "H3K9me3", "H3K4me1")
 #: environment variable naming a local directory that holds the 25 pilot ``.npz`` files
 ENV_VAR = "AVOCADO_XR_ROADMAP_PILOT"
 _REGISTRY = "roadmap_pilot_registry.txt"
+_PILOT_BED = "encode_pilot_regions.hg19.bed"
 _BASE_URL = (
     "https://raw.githubusercontent.com/jmschrei/avocado/"
     "be5dad9f5dd456bb2f142d924647a5331bcff22a/data/"
 )
-
-
-class DataNotFoundError(AvocadoXrError, FileNotFoundError):
-    """A data set's files are neither at the given path nor downloadable."""
-
-
-def _data_file(name: str) -> Path:
-    return Path(str(resources.files("avocado_xr") / "data" / name))
 
 
 def pilot_file_name(celltype: str, assay: str) -> str:
@@ -61,20 +55,32 @@ def registry() -> dict[str, str]:
     identical).
     """
     out = {}
-    for line in _data_file(_REGISTRY).read_text().splitlines():
+    for line in package_data(_REGISTRY).read_text().splitlines():
         if line.strip() and not line.startswith("#"):
             name, digest = line.split()
             out[name] = digest.removeprefix("sha256:")
     return out
 
 
+def pilot_layout() -> GenomeLayout:
+    """The positions of the pilot data: the 42 pilot regions of hg19 with the ``"avocado"``
+    bin rule of :meth:`~avocado_xr.genome.GenomeLayout.from_regions` (one segment each).
+
+    Examples
+    --------
+    >>> pilot_layout().n_positions
+    1126469
+    """
+    return GenomeLayout.from_regions(package_data(_PILOT_BED), "hg19", rule="avocado")
+
+
 def pilot_regions() -> pd.DataFrame:
     """The 42 ENCODE pilot regions (hg19) in the order of the pilot vectors.
 
     Columns: ``chrom``, ``start``, ``end``, ``name`` (UCSC coordinates, 0-based half-open),
-    ``offset`` (first position index of the region), ``n_bins`` and ``first_bin_start``.
-    The 25-bp bins of a region start one bin before ``start // 25 * 25`` and number
-    ``end // 25 - start // 25 + 2`` (the layout of the original Avocado's data).
+    ``offset`` (first position index of the region), ``n_bins`` and ``first_bin_start``
+    (from :func:`pilot_layout`: a region's bins start one bin before ``start // 25 * 25``
+    and number ``end // 25 - start // 25 + 2``, the layout of the original Avocado's data).
 
     Examples
     --------
@@ -82,34 +88,19 @@ def pilot_regions() -> pd.DataFrame:
     >>> len(regions), int(regions.n_bins.sum())
     (42, 1126469)
     """
-    rows = []
-    offset = 0
-    for line in _data_file("encode_pilot_regions.hg19.bed").read_text().splitlines():
-        fields = line.split("\t")
-        chrom, start, end, name = fields[0], int(fields[1]), int(fields[2]), fields[3]
-        n_bins = end // RESOLUTION - start // RESOLUTION + 2
-        first = (start // RESOLUTION - 1) * RESOLUTION
-        rows.append((chrom, start, end, name, offset, n_bins, first))
-        offset += n_bins
+    bed = pd.read_csv(package_data(_PILOT_BED), sep="\t", header=None, usecols=range(4))
+    layout = pilot_layout()
     return pd.DataFrame(
-        rows, columns=["chrom", "start", "end", "name", "offset", "n_bins", "first_bin_start"]
+        {
+            "chrom": bed[0].astype(str),
+            "start": bed[1].astype(np.int64),
+            "end": bed[2].astype(np.int64),
+            "name": bed[3].astype(str),
+            "offset": layout.offsets,
+            "n_bins": np.asarray(layout.n_bins, dtype=np.int64),
+            "first_bin_start": np.asarray(layout.start, dtype=np.int64),
+        }
     )
-
-
-def _coordinates(regions: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    chrom = np.concatenate([np.full(r.n_bins, r.chrom, dtype=object) for r in regions.itertuples()])
-    start = np.concatenate(
-        [r.first_bin_start + RESOLUTION * np.arange(r.n_bins) for r in regions.itertuples()]
-    )
-    return chrom, start.astype(np.int64)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _local_files(directory: Path, names: list[str], pins: dict[str, str]) -> dict[str, Path]:
@@ -123,7 +114,7 @@ def _local_files(directory: Path, names: list[str], pins: dict[str, str]) -> dic
                 f"{name} is missing from {str(directory)!r}; the directory must hold all 25 "
                 "pilot tracks (or pass download=True and no path to fetch them)."
             )
-        if _sha256(path) != pins[name]:
+        if file_digest(path) != pins[name]:
             raise DataNotFoundError(
                 f"{path} does not match its pinned SHA256 ({pins[name][:12]}...); the file is "
                 "corrupt or not the published pilot track."
@@ -142,7 +133,22 @@ def _download(names: list[str], pins: dict[str, str], cache: str | None) -> dict
         base_url=_BASE_URL,
         registry={name: f"sha256:{pins[name]}" for name in names},
     )
-    return {name: Path(fetcher.fetch(name)) for name in names}
+    files = {}
+    for name in names:
+        try:
+            files[name] = Path(fetcher.fetch(name))
+        except ValueError as err:  # pooch's hash mismatch
+            raise DataNotFoundError(
+                f"The download of {name} does not match its pinned SHA256 "
+                f"({pins[name][:12]}...): {err}. The file was not kept; retry later, or pass "
+                "path= a directory with verified copies."
+            ) from err
+        except OSError as err:  # no network, HTTP errors (requests' errors are OSErrors)
+            raise DataNotFoundError(
+                f"Cannot download {name} from {_BASE_URL} ({err}); pass path= a directory "
+                f"of the pilot .npz files or set ${ENV_VAR}."
+            ) from err
+    return files
 
 
 def roadmap_pilot(
@@ -188,8 +194,8 @@ def roadmap_pilot(
         raise DataNotFoundError(
             f"No pilot data directory: pass path=..., set ${ENV_VAR}, or allow download=True."
         )
-    regions = pilot_regions()
-    n_positions = int(regions.n_bins.sum())
+    layout = pilot_layout()
+    n_positions = layout.n_positions
     signal = np.empty((len(PILOT_CELLTYPES), len(PILOT_ASSAYS), n_positions), dtype=np.float32)
     for i, celltype in enumerate(PILOT_CELLTYPES):
         for j, assay in enumerate(PILOT_ASSAYS):
@@ -201,7 +207,7 @@ def roadmap_pilot(
                     f"({n_positions},)."
                 )
             signal[i, j] = track
-    return _pilot_compendium(signal, regions, "ENCODE pilot regions (42 autosomal)")
+    return _pilot_compendium(signal, layout, "ENCODE pilot regions (42 autosomal)")
 
 
 def roadmap_pilot_sample() -> xr.Dataset:
@@ -219,14 +225,15 @@ def roadmap_pilot_sample() -> xr.Dataset:
     >>> sorted(set(ds.chrom.values))
     ['chr1', 'chr11', 'chr20']
     """
-    with np.load(_data_file("roadmap_pilot_sample.npz")) as npz:
+    with np.load(package_data("roadmap_pilot_sample.npz")) as npz:
         signal, names = npz["signal"], [str(n) for n in npz["regions"]]
     regions = pilot_regions().set_index("name").loc[names].reset_index()
-    return _pilot_compendium(signal, regions, ",".join(names))
+    layout = GenomeLayout.from_regions(regions, "hg19", rule="avocado")
+    return _pilot_compendium(signal, layout, ",".join(names))
 
 
-def _pilot_compendium(signal: np.ndarray, regions: pd.DataFrame, description: str) -> xr.Dataset:
-    chrom, start = _coordinates(regions)
+def _pilot_compendium(signal: np.ndarray, layout: GenomeLayout, description: str) -> xr.Dataset:
+    chrom, start = layout.coords()
     return make_compendium(
         signal,
         celltypes=PILOT_CELLTYPES,

@@ -1,26 +1,47 @@
-"""Genomic coordinates: multi-scale bin indices and interval parsing.
+"""Genomic positions: the layout of the ``position`` axis, multi-scale bins and intervals.
 
 Positions of a compendium are 25-bp bins listed chromosome by chromosome (or region by
-region). Avocado also learns factors at 250 bp and 5 kbp; :func:`scale_index` maps every
-25-bp position to its coarse bin so that a coarse bin never straddles a chromosome or a gap
-between regions: a coarse bin is the set of positions of one *segment* (a run of contiguous
-bins on one chromosome) that fall in the same genome-aligned window of ``scale`` bp.
+region). A run of contiguous bins on one chromosome is a *segment*; :class:`GenomeLayout`
+describes the axis as its segments (a few numbers per segment, whatever the number of
+positions), and is the one layout type of the package: made from coordinates, whole
+chromosomes of an assembly or a BED region set; used by training, imputation, ingest, export,
+the datasets and the autoencoder.
+
+Avocado also learns factors at 250 bp and 5 kbp; :func:`scale_index` maps every 25-bp
+position to its coarse bin so that a coarse bin never straddles a chromosome or a gap between
+regions: a coarse bin is the set of positions of one segment that fall in the same
+genome-aligned window of ``scale`` bp.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from .exceptions import RegionError
+from .assembly import GenomeLike, genome_sizes
+from .bed import BedLike, bed_label, read_bed
+from .exceptions import GenomeError, RegionError
+from .variables import RESOLUTION
 
-__all__ = ["COARSE_SCALES", "GenomeLayout", "parse_region", "scale_index", "segment_ids"]
+__all__ = [
+    "COARSE_SCALES",
+    "REGION_RULES",
+    "GenomeLayout",
+    "chrom_labels",
+    "parse_region",
+    "scale_index",
+    "segment_ids",
+    "segment_runs",
+]
 
 #: bp widths of the genome factor scales, finest first
 COARSE_SCALES = (25, 250, 5000)
+#: which bins a BED region gets (see :meth:`GenomeLayout.from_regions`)
+REGION_RULES = ("avocado", "overlap")
 
 _REGION = re.compile(r"^\s*([^:\s]+)\s*:\s*([\d,_]+)\s*-\s*([\d,_]+)\s*$")
 
@@ -74,29 +95,42 @@ def chrom_labels(chrom) -> np.ndarray:
     return np.asarray([str(n) for n in names], dtype=object)[codes]
 
 
-def _codes(chrom) -> np.ndarray:
-    """Integer code per bin, equal for equal chromosome names (cheap comparisons)."""
-    return pd.factorize(np.asarray(chrom), sort=False)[0]
+def segment_runs(chrom, start, resolution: int = RESOLUTION) -> tuple[np.ndarray, np.ndarray]:
+    """First index and length of each run of contiguous bins (a *segment*).
+
+    A new segment starts at a new chromosome or where a bin does not follow the previous one
+    by ``resolution`` bp. This is the package's one definition of contiguity.
+
+    Examples
+    --------
+    >>> first, length = segment_runs(["c1", "c1", "c1", "c2"], [0, 25, 100, 0])
+    >>> first.tolist(), length.tolist()
+    ([0, 2, 3], [2, 1, 1])
+    """
+    start = np.asarray(start, dtype=np.int64)
+    if len(start) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    code = pd.factorize(np.asarray(chrom), sort=False)[0]
+    new = np.ones(len(start), dtype=bool)
+    new[1:] = (code[1:] != code[:-1]) | (start[1:] != start[:-1] + resolution)
+    first = np.flatnonzero(new)
+    return first, np.diff(np.r_[first, len(start)])
 
 
-def segment_ids(chrom: np.ndarray, start: np.ndarray, resolution: int = 25) -> np.ndarray:
-    """Number the runs of contiguous bins: a new segment starts at a new chromosome or a gap.
+def segment_ids(chrom, start, resolution: int = RESOLUTION) -> np.ndarray:
+    """Segment number of every bin (see :func:`segment_runs`).
 
     Examples
     --------
     >>> segment_ids(np.array(["c1", "c1", "c1", "c2"]), np.array([0, 25, 100, 0]))
     array([0, 0, 1, 2])
     """
-    code = _codes(chrom)
-    start = np.asarray(start, dtype=np.int64)
-    new = np.ones(len(start), dtype=bool)
-    if len(start) > 1:
-        new[1:] = (code[1:] != code[:-1]) | (start[1:] != start[:-1] + resolution)
-    return np.cumsum(new) - 1
+    _, length = segment_runs(chrom, start, resolution)
+    return np.repeat(np.arange(len(length)), length)
 
 
 def scale_index(
-    chrom: np.ndarray, start: np.ndarray, scale: int, resolution: int = 25
+    chrom: np.ndarray, start: np.ndarray, scale: int, resolution: int = RESOLUTION
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Map each position to a coarse bin of ``scale`` bp that stays within one segment.
 
@@ -127,7 +161,7 @@ def scale_index(
     (['chr1', 'chr1', 'chr2'], [0, 250, 0])
     """
     if scale % resolution:
-        raise ValueError(f"scale {scale} must be a multiple of the resolution {resolution}")
+        raise GenomeError(f"scale {scale} must be a multiple of the resolution {resolution}")
     start = np.asarray(start, dtype=np.int64)
     window = start // scale
     segment = segment_ids(chrom, start, resolution)
@@ -142,9 +176,24 @@ def scale_index(
 class GenomeLayout:
     """The positions of a compendium as runs of contiguous bins (segments).
 
-    A layout is what a trained model remembers of its genome axis: it rebuilds ``chrom`` and
-    ``start`` of every position, the coarse-bin indices, and maps the positions of another
-    Dataset onto the model's (for imputing a region). It serialises to a small JSON dict.
+    A layout rebuilds ``chrom`` and ``start`` of every position, splits a range of positions
+    into per-segment reads, gives the coarse-bin indices, maps the positions of another
+    Dataset onto its own, and serialises to a small JSON dict. It is what a trained model
+    remembers of its genome axis and what ingest writes.
+
+    Parameters
+    ----------
+    chrom : tuple of str
+        Chromosome of each segment.
+    start : tuple of int
+        0-based start (bp) of each segment's first bin (a multiple of ``resolution``).
+    n_bins : tuple of int
+        Number of bins in each segment.
+    resolution : int
+        bp per bin. Default is 25.
+    chrom_sizes : tuple of (str, int), optional
+        Size of each chromosome of the layout, when known (reads stop at a chromosome's end;
+        its last bin may be shorter than ``resolution``).
 
     Examples
     --------
@@ -154,15 +203,24 @@ class GenomeLayout:
     (5, [3, 2])
     >>> layout.locate(np.array(["c2", "c1"]), np.array([525, 25])).tolist()
     [4, 1]
+    >>> whole = GenomeLayout.from_genome({"chr1": 260, "chr2": 50})
+    >>> whole.n_bins, whole.coords()[1][9:12].tolist()
+    ((11, 2), [225, 250, 0])
     """
 
     chrom: tuple[str, ...]
     start: tuple[int, ...]
     n_bins: tuple[int, ...]
-    resolution: int = 25
+    resolution: int = RESOLUTION
+    chrom_sizes: tuple[tuple[str, int], ...] | None = None
+
+    # ------------------------------------------------------------------ constructors
 
     @classmethod
-    def from_coords(cls, chrom, start, resolution: int = 25) -> GenomeLayout:
+    def from_coords(
+        cls, chrom, start, resolution: int = RESOLUTION, chrom_sizes=None
+    ) -> GenomeLayout:
+        """The layout of explicit ``chrom``/``start`` coordinates (one pass over them)."""
         chrom = np.asarray(chrom)
         start = np.asarray(start, dtype=np.int64)
         if len(chrom) != len(start) or len(start) == 0:
@@ -173,28 +231,148 @@ class GenomeLayout:
                 f"Position {bad} ({chrom[bad]}:{start[bad]}) does not start on a "
                 f"{resolution}-bp boundary; bins must be genome-aligned."
             )
-        segment = segment_ids(chrom, start, resolution)
-        first = np.flatnonzero(np.r_[True, segment[1:] != segment[:-1]])
-        n_bins = np.diff(np.r_[first, len(start)])
+        first, n_bins = segment_runs(chrom, start, resolution)
         return cls(
             tuple(str(c) for c in chrom[first]),
             tuple(int(s) for s in start[first]),
             tuple(int(n) for n in n_bins),
             int(resolution),
+            _sizes_tuple(chrom_sizes),
         )
+
+    @classmethod
+    def from_genome(cls, genome: GenomeLike, chroms=None) -> GenomeLayout:
+        """Whole chromosomes, in ``chroms`` order (default: the genome's order).
+
+        A chromosome of ``L`` bp has ``ceil(L / 25)`` bins starting at 0; the last may be
+        shorter than 25 bp.
+        """
+        genome = genome_sizes(genome)
+        chroms = genome.select(chroms)
+        n = [-(-genome.sizes[c] // RESOLUTION) for c in chroms]
+        sizes = {c: genome.sizes[c] for c in chroms}
+        return cls(tuple(chroms), (0,) * len(chroms), tuple(n), RESOLUTION, _sizes_tuple(sizes))
+
+    @classmethod
+    def from_regions(
+        cls, regions: BedLike, genome: GenomeLike, *, chroms=None, rule: str = "avocado"
+    ) -> GenomeLayout:
+        """The bins of a BED region set, region by region in the order given.
+
+        Parameters
+        ----------
+        regions : path, DataFrame or iterable of (chrom, start, end)
+            A BED file (0-based half-open; extra columns and ``#``/``track`` lines are
+            ignored), a DataFrame with ``chrom``, ``start``, ``end`` columns, or tuples.
+        genome : str, path, mapping or Genome
+            The assembly (see :func:`avocado_xr.assembly.genome_sizes`).
+        chroms : list of str, optional
+            Keep only regions on these chromosomes.
+        rule : {"avocado", "overlap"}
+            Which bins a region ``[s, e)`` gets. ``"avocado"`` (default): bins
+            ``s // 25 - 1`` through ``e // 25`` inclusive, i.e. the bins overlapping
+            ``[s - 25, e]`` (one flanking bin on the left and the bin holding base ``e``):
+            ``e // 25 - s // 25 + 2`` bins, the layout of the original Avocado's ENCODE pilot
+            data (:func:`avocado_xr.datasets.roadmap_pilot`). ``"overlap"``: the bins
+            overlapping ``[s, e)``. Bins are clipped to the chromosome.
+
+        Examples
+        --------
+        >>> lay = GenomeLayout.from_regions([("chr1", 100, 160)], {"chr1": 1000})
+        >>> lay.start, lay.n_bins
+        ((75,), (4,))
+        >>> GenomeLayout.from_regions([("chr1", 100, 160)], {"chr1": 1000},
+        ...                           rule="overlap").n_bins
+        (3,)
+        """
+        if rule not in REGION_RULES:
+            raise GenomeError(f"rule must be one of {REGION_RULES}, got {rule!r}")
+        genome = genome_sizes(genome)
+        keep = None if chroms is None else set(genome.select(chroms))
+        table = read_bed(regions, line_numbers=True)
+        source = bed_label(regions)
+        res = RESOLUTION
+        out_chrom, out_start, out_n = [], [], []
+        taken: dict[str, list[tuple[int, int, str]]] = {}
+        for chrom, start, end, line in table.itertuples(index=False):
+            if keep is not None and chrom not in keep:
+                continue
+            label = f"{chrom}:{start}-{end} ({source} line {line})"
+            if chrom not in genome.sizes:
+                raise GenomeError(
+                    f"Region {label} is on {chrom!r}, which is not in genome {genome.name!r}; "
+                    "fix the BED file or the genome."
+                )
+            size = genome.sizes[chrom]
+            if end <= start or start >= size:
+                raise GenomeError(
+                    f"Region {label} is empty or outside {chrom} (size {size}); "
+                    "need 0 <= start < end and start < chromosome size."
+                )
+            if rule == "avocado":
+                first, last = start // res - 1, end // res
+            else:
+                first, last = start // res, (end - 1) // res
+            first, last = max(first, 0), min(last, (size - 1) // res)
+            for other_first, other_last, other in taken.get(chrom, []):
+                if first <= other_last and other_first <= last:
+                    raise GenomeError(
+                        f"Regions {other} and {label} share 25-bp bins (rule={rule!r}); "
+                        "merge them (bedtools merge) so each bin appears once."
+                    )
+            taken.setdefault(chrom, []).append((first, last, label))
+            out_chrom.append(chrom)
+            out_start.append(first * res)
+            out_n.append(last - first + 1)
+        if not out_chrom:
+            raise GenomeError("The region set selects no bins (is it empty, or filtered out?).")
+        sizes = {c: genome.sizes[c] for c in out_chrom}
+        return cls(tuple(out_chrom), tuple(out_start), tuple(out_n), res, _sizes_tuple(sizes))
+
+    # ------------------------------------------------------------------ properties
 
     @property
     def n_positions(self) -> int:
         return int(sum(self.n_bins))
 
+    @property
+    def offsets(self) -> np.ndarray:
+        """First position index of each segment."""
+        return np.r_[0, np.cumsum(self.n_bins, dtype=np.int64)[:-1]].astype(np.int64)
+
+    @property
+    def sizes(self) -> dict[str, int] | None:
+        """Chromosome name -> size in bp, when the layout knows them."""
+        return None if self.chrom_sizes is None else dict(self.chrom_sizes)
+
+    # ------------------------------------------------------------------ positions
+
     def coords(self) -> tuple[np.ndarray, np.ndarray]:
-        """``chrom`` (object array) and ``start`` (int64) of every position."""
-        chrom = np.repeat(np.asarray(self.chrom, dtype=object), self.n_bins)
-        offsets = np.arange(self.n_positions) - np.repeat(
-            np.cumsum(self.n_bins) - self.n_bins, self.n_bins
-        )
+        """``chrom`` (object array of shared strings) and ``start`` (int64) of every position."""
+        names = {c: c for c in self.chrom}  # one string object per chromosome
+        chrom = np.repeat(np.asarray([names[c] for c in self.chrom], dtype=object), self.n_bins)
+        within = np.arange(self.n_positions) - np.repeat(self.offsets, self.n_bins)
         start = np.repeat(np.asarray(self.start, dtype=np.int64), self.n_bins)
-        return chrom, start + offsets * self.resolution
+        return chrom, start + within * self.resolution
+
+    def pieces(self, lo: int, hi: int) -> list[tuple[str, int, int, int, int | None]]:
+        """Split positions ``[lo, hi)`` into per-segment reads.
+
+        Returns ``(chrom, bp_start, n_bins, out_offset, chrom_size)`` tuples, where
+        ``out_offset`` is relative to ``lo`` and ``chrom_size`` is None when unknown.
+
+        Examples
+        --------
+        >>> GenomeLayout.from_genome({"chr1": 260, "chr2": 50}).pieces(9, 12)
+        [('chr1', 225, 2, 0, 260), ('chr2', 0, 1, 2, 50)]
+        """
+        out = []
+        sizes = self.sizes or {}
+        for c, s, n, off in zip(self.chrom, self.start, self.n_bins, self.offsets, strict=True):
+            a, b = max(lo, int(off)), min(hi, int(off) + n)
+            if a < b:
+                out.append((c, s + (a - int(off)) * self.resolution, b - a, a - lo, sizes.get(c)))
+        return out
 
     def scale_index(self, scale: int):
         """:func:`scale_index` of this layout's positions."""
@@ -212,26 +390,24 @@ class GenomeLayout:
         chrom = np.asarray(chrom)
         start = np.asarray(start, dtype=np.int64)
         out = np.full(len(start), -1, dtype=np.int64)
-        offsets = np.cumsum(self.n_bins) - self.n_bins
+        offsets = self.offsets
         seg_chrom = np.asarray(self.chrom)
         seg_start = np.asarray(self.start, dtype=np.int64)
         seg_end = seg_start + np.asarray(self.n_bins) * self.resolution
         codes, names = pd.factorize(chrom, sort=False)
         for code, name in enumerate(names):
-            name = str(name)
             hit = np.flatnonzero(codes == code)
-            segs = np.flatnonzero(seg_chrom == name)
-            if len(segs):
-                order = segs[np.argsort(seg_start[segs])]
-                k = np.searchsorted(seg_start[order], start[hit], side="right") - 1
-                ok = k >= 0
-                seg = order[np.clip(k, 0, None)]
-                ok &= (start[hit] < seg_end[seg]) & (
-                    (start[hit] - seg_start[seg]) % self.resolution == 0
-                )
-                out[hit[ok]] = (
-                    offsets[seg[ok]] + (start[hit[ok]] - seg_start[seg[ok]]) // self.resolution
-                )
+            segs = np.flatnonzero(seg_chrom == str(name))
+            if not len(segs):
+                continue
+            order = segs[np.argsort(seg_start[segs])]
+            k = np.searchsorted(seg_start[order], start[hit], side="right") - 1
+            seg = order[np.clip(k, 0, None)]
+            ok = (k >= 0) & (start[hit] < seg_end[seg])
+            ok &= (start[hit] - seg_start[seg]) % self.resolution == 0
+            out[hit[ok]] = (
+                offsets[seg[ok]] + (start[hit[ok]] - seg_start[seg[ok]]) // self.resolution
+            )
         if np.any(out < 0):
             bad = int(np.flatnonzero(out < 0)[0])
             raise RegionError(
@@ -241,19 +417,36 @@ class GenomeLayout:
             )
         return out
 
+    # ------------------------------------------------------------------ serialisation
+
     def to_dict(self) -> dict:
-        return {
+        out = {
             "chrom": list(self.chrom),
             "start": list(self.start),
             "n_bins": list(self.n_bins),
             "resolution": self.resolution,
         }
+        if self.chrom_sizes is not None:
+            out["chrom_sizes"] = dict(self.chrom_sizes)
+        return out
 
     @classmethod
     def from_dict(cls, values: dict) -> GenomeLayout:
         return cls(
-            tuple(values["chrom"]),
+            tuple(str(c) for c in values["chrom"]),
             tuple(int(v) for v in values["start"]),
             tuple(int(v) for v in values["n_bins"]),
             int(values["resolution"]),
+            _sizes_tuple(values.get("chrom_sizes")),
         )
+
+    def token(self) -> str:
+        """A short digest identifying the layout (stable across processes)."""
+        text = repr((self.chrom, self.start, self.n_bins, self.resolution, self.chrom_sizes))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _sizes_tuple(sizes) -> tuple[tuple[str, int], ...] | None:
+    if sizes is None:
+        return None
+    return tuple((str(c), int(s)) for c, s in dict(sizes).items())

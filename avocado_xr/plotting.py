@@ -6,7 +6,8 @@ import numpy as np
 import xarray as xr
 
 from .compendium import region as select_region
-from .variables import DIM_ASSAY, DIM_CELLTYPE, IMPUTED, SIGNAL, START
+from .exceptions import RegionError
+from .variables import CHROM, DIM_ASSAY, DIM_CELLTYPE, DIM_POSITION, IMPUTED, SIGNAL, START
 
 __all__ = ["plot_history", "plot_locus"]
 
@@ -43,15 +44,15 @@ def plot_locus(
     if isinstance(locus, str) or len(locus) == 3:
         sub = select_region(ds, *((locus,) if isinstance(locus, str) else locus))
     else:
-        raise ValueError("locus must be 'chr:start-end' or (chrom, start, end)")
+        raise RegionError(f"locus must be 'chr:start-end' or (chrom, start, end), got {locus!r}")
     if imputed is None and IMPUTED in ds:
         imputed = ds[IMPUTED]
     if isinstance(imputed, xr.Dataset):
         imputed = imputed[IMPUTED]
     if imputed is not None:
         imputed = (
-            imputed.sel(position=imputed.position.isin(sub.position))
-            if "position" in imputed.coords
+            imputed.sel({DIM_POSITION: imputed[DIM_POSITION].isin(sub[DIM_POSITION])})
+            if DIM_POSITION in imputed.coords
             else select_region(imputed, *((locus,) if isinstance(locus, str) else locus))
         )
     tracks = list(tracks)
@@ -75,7 +76,7 @@ def plot_locus(
             axis.step(x, values, where="post", color="tab:green", lw=1, label="imputed")
         axis.set_ylabel(f"{celltype}\n{assay}", rotation=0, ha="right", va="center", fontsize=8)
         axis.spines[["top", "right"]].set_visible(False)
-    chrom = str(sub["chrom"].values[0])
+    chrom = str(sub[CHROM].values[0])
     axes[-1].set_xlabel(f"{chrom} position (bp)")
     axes[0].legend(loc="upper right", fontsize=8, frameon=False)
     if title:

@@ -6,6 +6,7 @@ import numpy as np
 import xarray as xr
 
 from .compendium import make_compendium
+from .exceptions import ConfigError
 from .variables import RESOLUTION
 
 __all__ = ["simulate_compendium"]
@@ -62,9 +63,12 @@ def simulate_compendium(
     ['chr1', 'chr2']
     """
     if n_chroms < 1 or n_positions < n_chroms:
-        raise ValueError("need n_chroms >= 1 and at least one position per chromosome")
+        raise ConfigError(
+            f"need n_chroms >= 1 and at least one position per chromosome, got n_chroms="
+            f"{n_chroms} and n_positions={n_positions}"
+        )
     if not 0 <= missing_frac < 1:
-        raise ValueError(f"missing_frac must be in [0, 1), got {missing_frac}")
+        raise ConfigError(f"missing_frac must be in [0, 1), got {missing_frac}")
     rng = np.random.default_rng(seed)
     u = rng.normal(size=(n_celltypes, n_factors))
     v = rng.normal(size=(n_assays, n_factors))

@@ -22,12 +22,18 @@ from .exceptions import (
 )
 
 __all__ = [
+    "CHROM",
+    "DEFAULT_POSITION_CHUNK",
     "DIM_ASSAY",
     "DIM_CELLTYPE",
     "DIM_POSITION",
+    "IMPUTED",
+    "OBSERVED",
     "RESOLUTION",
-    "validate",
+    "SIGNAL",
+    "START",
     "check_names",
+    "validate",
 ]
 
 DIM_CELLTYPE = "celltype"
@@ -38,7 +44,10 @@ OBSERVED = "observed"
 IMPUTED = "imputed"
 CHROM = "chrom"
 START = "start"
+#: bp per bin of the ``position`` axis
 RESOLUTION = 25
+#: positions per zarr chunk and per Dask block: 2**17 bins (3.3 Mbp, 512 KiB of float32)
+DEFAULT_POSITION_CHUNK = 2**17
 
 _SPECS = {
     SIGNAL: ((DIM_CELLTYPE, DIM_ASSAY, DIM_POSITION), "f"),

@@ -28,7 +28,7 @@ def score(pred: np.ndarray, truth: np.ndarray) -> dict:
 
 def main() -> None:
     import avocado_xr as ax
-    from avocado_xr.baselines import average_baseline, mean_baseline
+    from avocado_xr.evaluation.baselines import average_baseline, mean_baseline
 
     seeds = [int(s) for s in sys.argv[1:]] or [0, 1, 2]
     print(f"# machine: {machine()}")

@@ -41,8 +41,8 @@ import pyBigWig
 import xarray as xr
 
 import avocado_xr as ax
-from avocado_xr.bigwig import genome_sizes
-from avocado_xr.ingest import ingest
+from avocado_xr.assembly import genome_sizes
+from avocado_xr.bigwig.ingest import ingest
 
 BED = str(resources.files("avocado_xr") / "data" / "encode_pilot_regions.hg19.bed")
 
@@ -112,7 +112,7 @@ def plain_read_and_bin(path: str) -> np.ndarray:
 
 def _warm(_=None):
     """Import everything a worker needs, so that start-up is not timed."""
-    import avocado_xr.ingest  # noqa: F401
+    import avocado_xr.bigwig.ingest  # noqa: F401
 
     ax.datasets.pilot_regions()
     return os.getpid()

@@ -33,7 +33,7 @@ PAPER_POSITIONS = 131_072
 
 def case_sampler() -> dict:
     import avocado_xr as ax
-    from avocado_xr.sampler import BlockSampler
+    from avocado_xr.model.sampler import BlockSampler
 
     lazy = ax.open_compendium(pilot_store())
     n = lazy.sizes["position"]

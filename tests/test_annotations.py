@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import avocado_xr as ax
-from avocado_xr import annotations as an
+from avocado_xr.evaluation import annotations as an
 
 
 @pytest.fixture(scope="module")

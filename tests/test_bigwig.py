@@ -14,21 +14,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import avocado_xr as ax
-from avocado_xr.bigwig import (
-    BigWigArray,
+from avocado_xr.assembly import genome_sizes
+from avocado_xr.bigwig.chroms import check_chroms, harmonise_chroms
+from avocado_xr.bigwig.integrity import check_bigwig_file
+from avocado_xr.bigwig.reader import BigWigArray, bin_means, read_bigwig
+from avocado_xr.exceptions import (
+    AvocadoXrError,
     BigWigReadError,
     ChromosomeError,
     ChromSizeError,
     GenomeError,
-    Layout,
-    bin_means,
-    check_bigwig_file,
-    check_chroms,
-    genome_sizes,
-    harmonise_chroms,
-    read_bigwig,
 )
-from avocado_xr.exceptions import AvocadoXrError
+from avocado_xr.genome import GenomeLayout as Layout
 
 REAL = {
     "trackplot_H1_H3K4me3_hg19_POU5F1.bw": ("hg19", "chr6", 31_125_000, 31_146_000),
@@ -93,7 +90,7 @@ def test_pilot_bed_reproduces_roadmap_pilot_layout():
     lay = Layout.from_regions(str(bed), "hg19")
     regions = ax.datasets.pilot_regions()
     assert lay.n_positions == 1_126_469
-    assert list(lay.starts) == regions.first_bin_start.tolist()
+    assert list(lay.start) == regions.first_bin_start.tolist()
     assert list(lay.n_bins) == regions.n_bins.tolist()
     assert lay.offsets.tolist() == regions.offset.tolist()
     chrom, start = lay.coords()
@@ -108,9 +105,9 @@ def test_pilot_bed_reproduces_roadmap_pilot_layout():
 def test_region_rules_clip_and_overlap_errors():
     genome = {"chr1": 1_010, "chr2": 500}
     lay = Layout.from_regions([("chr1", 10, 40), ("chr1", 990, 1_010)], genome)
-    assert lay.starts == (0, 950) and lay.n_bins == (2, 3)  # clipped at 0 and at the end
+    assert lay.start == (0, 950) and lay.n_bins == (2, 3)  # clipped at 0 and at the end
     over = Layout.from_regions([("chr1", 10, 40)], genome, rule="overlap")
-    assert over.starts == (0,) and over.n_bins == (2,)
+    assert over.start == (0,) and over.n_bins == (2,)
     with pytest.raises(GenomeError, match="share 25-bp bins"):
         Layout.from_regions([("chr1", 100, 200), ("chr1", 210, 300)], genome)
     with pytest.raises(GenomeError, match="'chr3'"):
@@ -119,12 +116,12 @@ def test_region_rules_clip_and_overlap_errors():
         Layout.from_regions([("chr2", 600, 700)], genome)
     assert Layout.from_regions(
         [("chr1", 0, 50), ("chr2", 0, 50)], genome, chroms=["chr2"]
-    ).chroms == ("chr2",)
+    ).chrom == ("chr2",)
 
 
 def test_whole_genome_layout_has_short_last_bin():
     lay = Layout.from_genome({"chr1": 1_010, "chr2": 50}, ["chr2", "chr1"])
-    assert lay.chroms == ("chr2", "chr1") and lay.n_bins == (2, 41)
+    assert lay.chrom == ("chr2", "chr1") and lay.n_bins == (2, 41)
     pieces = lay.pieces(1, 5)
     assert pieces == [("chr2", 25, 1, 0, 50), ("chr1", 0, 3, 1, 1_010)]
 

@@ -55,7 +55,12 @@ def test_validate_names_the_problem(sim):
     dup = sim.assign_coords(celltype=["C0", "C0", "C2", "C3"])
     with pytest.raises(DimensionError, match="Duplicate celltype"):
         ax.validate(dup)
-    assert issubclass(DimensionError, AvocadoXrError)
+    try:  # one package error for all, and still the built-in a caller would expect
+        ax.validate(sim.drop_vars("observed"))
+    except ValueError as err:
+        assert isinstance(err, AvocadoXrError) and "'observed'" in str(err)
+    else:
+        raise AssertionError("validate() accepted a compendium without 'observed'")
 
 
 def test_mask_hides_tracks_lazily(sim, tmp_path):

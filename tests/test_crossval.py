@@ -8,8 +8,8 @@ import xarray as xr
 from _helpers import raise_if_dask_computes
 
 import avocado_xr as ax
-from avocado_xr.baselines import impute_average
 from avocado_xr.cli import main
+from avocado_xr.evaluation.baselines import impute_average
 
 SMALL = {"n_layers": 1, "n_nodes": 16, "batch_size": 1_000, "device": "cpu"}
 
@@ -81,9 +81,17 @@ def test_avocado_out_of_fold_equals_a_model_trained_without_the_fold():
 def test_custom_method_and_scores(sample):
     calls = []
 
+    class Constant:
+        """A custom method's fitted model: anything with impute(ds, *, celltypes, assays,
+        merge)."""
+
+        def impute(self, ds, *, celltypes, assays, merge):
+            imputed = xr.full_like(ds.signal.sel(celltype=celltypes, assay=assays), 0.3)
+            return imputed.rename("imputed").to_dataset()
+
     def constant(train, *, seed):
         calls.append(seed)
-        return xr.full_like(train.signal, 0.3).rename("imputed").to_dataset()
+        return Constant()
 
     cv = ax.cross_validate(sample, k=5, method=constant, seed=10, annotations="pilot")
     assert calls == [10, 11, 12, 13, 14]
@@ -93,7 +101,7 @@ def test_custom_method_and_scores(sample):
     mse = float(score.sel(celltype="E017", assay="H3K9me3", metric="mse"))
     assert mse == pytest.approx(float(np.mean((truth - 0.3) ** 2)), rel=1e-5)
     assert np.isnan(float(score.sel(celltype="E017", assay="H3K9me3", metric="gwcorr")))
-    with pytest.raises(ValueError, match="Unknown method"):
+    with pytest.raises(ax.AvocadoXrError, match="Unknown method"):
         ax.cross_validate(sample, method="chromimpute")
 
 

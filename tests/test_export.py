@@ -12,9 +12,11 @@ import pytest
 import xarray as xr
 
 import avocado_xr as ax
-from avocado_xr.cli_ingest import register
-from avocado_xr.export import ExportError, to_bigwig
-from avocado_xr.ingest import ingest
+from avocado_xr.bigwig.export import to_bigwig
+from avocado_xr.bigwig.ingest import ingest
+from avocado_xr.cli import main
+from avocado_xr.cli.bigwig import register
+from avocado_xr.exceptions import ExportError
 
 try:
     from conftest import raise_if_dask_computes
@@ -178,12 +180,10 @@ def test_cli_ingest_and_export(sim, tmp_path, capsys):
     assert sorted(p.name for p in (tmp_path / "again").iterdir()) == sorted(
         f.name for f in files if ".A0." in f.name
     )
-    args = parser.parse_args(["ingest", str(tmp_path / "m.tsv"), str(tmp_path / "x.zarr")])
-    assert args.func(args) == 2 and "--genome" in capsys.readouterr().err
-    args = parser.parse_args(
-        ["ingest", str(tmp_path / "none.tsv"), str(tmp_path / "x.zarr"), "--genome", "hg19"]
-    )
-    assert args.func(args) == 2 and "none.tsv" in capsys.readouterr().err
+    assert main(["ingest", str(tmp_path / "m.tsv"), str(tmp_path / "x.zarr")]) == 2
+    assert "--genome" in capsys.readouterr().err
+    bad = ["ingest", str(tmp_path / "none.tsv"), str(tmp_path / "x.zarr"), "--genome", "hg19"]
+    assert main(bad) == 2 and "none.tsv" in capsys.readouterr().err
     for command in ("ingest", "export-bigwig"):
         with pytest.raises(SystemExit):
             parser.parse_args([command, "--help"])

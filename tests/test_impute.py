@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import pickle
 
@@ -15,8 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import avocado_xr as ax
-from avocado_xr.exceptions import ModelFileError, RegionError
-from avocado_xr.impute import ImputeState
+from avocado_xr.exceptions import ConfigError, ModelFileError, RegionError
+from avocado_xr.model.impute import ImputeState
 
 SMALL = {"n_layers": 2, "n_nodes": 16, "batch_size": 500, "device": "cpu"}
 
@@ -144,8 +146,15 @@ class _Exploit:
 def test_loading_never_executes_code(model, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     model.save(tmp_path / "m")
-    with open(tmp_path / "m" / "weights.pt", "wb") as fh:
+    weights = tmp_path / "m" / "weights.pt"
+    with open(weights, "wb") as fh:
         pickle.dump({"payload": _Exploit()}, fh)
+    with pytest.raises(ModelFileError, match="weights.pt does not match the SHA-256"):
+        ax.load_model(tmp_path / "m")
+    # even with the digest updated to match, weights_only refuses to run the payload
+    meta = json.loads((tmp_path / "m" / "model.json").read_text())
+    meta["sha256"]["weights.pt"] = hashlib.sha256(weights.read_bytes()).hexdigest()
+    (tmp_path / "m" / "model.json").write_text(json.dumps(meta))
     with pytest.raises(ModelFileError, match="weights"):
         ax.load_model(tmp_path / "m")
     assert not (tmp_path / "EXPLOITED").exists()
@@ -154,3 +163,40 @@ def test_loading_never_executes_code(model, tmp_path, monkeypatch):
     (tmp_path / "m" / "model.json").write_text("{not json")
     with pytest.raises(ModelFileError, match="not valid JSON"):
         ax.load_model(tmp_path / "m")
+
+
+def test_load_model_on_a_device(model, tmp_path):
+    model.save(tmp_path / "m")
+    loaded = ax.load_model(tmp_path / "m", device="cpu")
+    assert next(loaded.net.parameters()).device.type == "cpu"
+    with pytest.raises(ConfigError, match="banana"):
+        ax.load_model(tmp_path / "m", device="banana")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA device"):
+            ax.load_model(tmp_path / "m", device="cuda")
+
+
+def test_merge_warns_before_replacing_an_imputation(model, sim):
+    imp = model.impute(sim)
+    with pytest.warns(ax.AvocadoXrWarning, match="Overwriting the existing 'imputed'"):
+        again = model.impute(imp)
+    xr.testing.assert_allclose(again.imputed, imp.imputed)
+
+
+def test_input_chunked_along_celltype_and_assay(model, sim):
+    """Dask chunks over celltype/assay (not only position) give the same imputation."""
+    expected = model.impute(sim, merge=False).imputed.values
+    chunked = sim.copy()
+    chunked["signal"] = sim.signal.copy(data=dask.array.from_array(sim.signal.values, (1, 2, 700)))
+    with raise_if_dask_computes():
+        imp = model.impute(chunked, merge=False)
+    assert imp.imputed.data.chunks[2] == (700, 700, 700, 300)
+    np.testing.assert_allclose(imp.imputed.values, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_predict_restores_the_module_mode(model):
+    model.net.train()
+    before = model.predict("C0", "A0")
+    assert model.net.training  # a user's module is left as it was found
+    model.net.eval()
+    np.testing.assert_array_equal(model.predict("C0", "A0"), before)  # eval-mode predictions

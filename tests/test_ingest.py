@@ -20,9 +20,9 @@ import xarray as xr
 from _helpers import write_bw
 
 import avocado_xr as ax
-from avocado_xr.bigwig import genome_sizes
-from avocado_xr.ingest import IngestError, IngestWarning, ingest
-from avocado_xr.manifest import ManifestError
+from avocado_xr.assembly import genome_sizes
+from avocado_xr.bigwig.ingest import ingest
+from avocado_xr.exceptions import IngestError, IngestWarning, ManifestError
 
 PILOT_BED = str(resources.files("avocado_xr") / "data" / "encode_pilot_regions.hg19.bed")
 SMALL = {"chr1": 40_000, "chr2": 23_012}
@@ -299,9 +299,9 @@ def test_rerun_skips_complete_tracks_and_checks_settings(tmp_path, small_files):
 
 CRASH = """
 import os, sys
-import avocado_xr.ingest
+import avocado_xr.bigwig.ingest
 
-ing = sys.modules["avocado_xr.ingest"]  # the module, even where ax.ingest is the function
+ing = sys.modules["avocado_xr.bigwig.ingest"]  # the module, even where ax.ingest is the function
 
 limit, calls = int(sys.argv[3]), [0]
 original = ing._write_values

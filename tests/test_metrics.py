@@ -14,10 +14,11 @@ from scipy import stats
 from sklearn import metrics as skm
 
 import avocado_xr as ax
-from avocado_xr import metrics as m
-from avocado_xr.annotations import pilot_annotations
-from avocado_xr.baselines import average_baseline
-from avocado_xr.exceptions import UnknownCelltypeError
+from avocado_xr.evaluation import metrics as m
+from avocado_xr.evaluation.annotations import enhancers, pilot_annotations
+from avocado_xr.evaluation.baselines import average_baseline, impute_average
+from avocado_xr.evaluation.scoring import evaluate, metric_table
+from avocado_xr.exceptions import MetricError, UnknownCelltypeError
 
 # A 10-position example: the top 1% is the single largest value (k = max(1, floor(0.1)) = 1)
 Y10 = np.array([0.0, 1.0, 0.5, 4.0, 0.0, 0.0, 2.0, 0.0, 0.0, 0.0])
@@ -209,13 +210,13 @@ def test_auc_with_tied_boundary_against_weighted_sklearn():
 
 
 def test_measure_errors():
-    with pytest.raises(m.MetricError, match="equal length"):
+    with pytest.raises(MetricError, match="equal length"):
         m.mse([1.0, 2.0], [1.0])
-    with pytest.raises(m.MetricError, match="non-finite"):
+    with pytest.raises(MetricError, match="non-finite"):
         m.gwcorr([1.0, np.nan], [1.0, 2.0])
-    with pytest.raises(m.MetricError, match="boolean"):
+    with pytest.raises(MetricError, match="boolean"):
         m.mse([1.0, 2.0], [1.0, 2.0], mask=[1, 0])
-    with pytest.raises(m.MetricError, match="fraction"):
+    with pytest.raises(MetricError, match="fraction"):
         m.mse1obs([1.0, 2.0], [1.0, 2.0], fraction=0)
     assert m.mse([1.0, np.nan], [1.0, 2.0], mask=[True, False]) == 0.0
 
@@ -244,7 +245,7 @@ def test_evaluate_matches_direct_computation_on_pilot(pilot):
     pairs = [("E065", "H3K4me3"), ("E116", "H3K27me3")]
     imp = _imputation(pilot, pairs)
     ann = pilot_annotations(pilot)
-    scores = m.evaluate(pilot, imp, annotations=ann)
+    scores = evaluate(pilot, imp, annotations=ann)
     assert scores.score.dims == ("celltype", "assay", "metric")
     assert list(scores.metric.values) == list(m.METRICS)
     for c, a in pairs:
@@ -275,7 +276,7 @@ def test_evaluate_matches_direct_computation_on_pilot(pilot):
         assert math.isnan(float(got.sel(metric="mseenh")))  # no enhancer annotation
     # tracks that are not imputed (NaN) score NaN
     assert np.isnan(scores.score.sel(celltype="E065", assay="H3K27me3")).all()
-    table = m.metric_table(scores)
+    table = metric_table(scores)
     assert list(table.index) == ["E065/H3K4me3", "E116/H3K27me3", "mean"]
     assert table.loc["mean", "mse"] == pytest.approx(table["mse"].iloc[:2].mean())
 
@@ -284,7 +285,7 @@ def test_evaluate_unobserved_tracks_are_nan(sample):
     pairs = [("E065", "H3K4me3"), ("E003", "H3K4me3")]
     imp = _imputation(sample, pairs)
     hidden = ax.mask(sample, [("E003", "H3K4me3")])
-    scores = m.evaluate(hidden, imp, metrics=["MSEglobal", "AucObs1", "msevar"])
+    scores = evaluate(hidden, imp, metrics=["MSEglobal", "AucObs1", "msevar"])
     assert list(scores.metric.values) == ["mse", "aucobs1", "msevar"]
     assert np.isnan(scores.score.sel(celltype="E003", assay="H3K4me3")).all()
     # msevar uses only the observed cell types of the assay
@@ -294,7 +295,7 @@ def test_evaluate_unobserved_tracks_are_nan(sample):
     var = sample.signal.sel(assay="H3K4me3", celltype=donors).values.astype(np.float64).var(0)
     got = scores.score.sel(celltype="E065", assay="H3K4me3", metric="msevar")
     assert float(got) == pytest.approx(m.msevar(y, p, var))
-    assert m.metric_table(scores).index.tolist() == ["E065/H3K4me3", "mean"]
+    assert metric_table(scores).index.tolist() == ["E065/H3K4me3", "mean"]
 
 
 def test_evaluate_is_lazy_on_zarr(sample, tmp_path):
@@ -306,11 +307,11 @@ def test_evaluate_is_lazy_on_zarr(sample, tmp_path):
         ann = pilot_annotations(lazy)
         imp = _imputation(lazy, pairs)
         peaks = lazy.signal >= 2.0  # lazy peak calls
-        scores = m.evaluate(lazy, imp, annotations=ann, peaks=peaks)
+        scores = evaluate(lazy, imp, annotations=ann, peaks=peaks)
     assert isinstance(scores.score.data, da.Array)
     # one task per track: one chunk per (celltype, assay)
     assert scores.score.data.chunks[:2] == ((1, 1), (1, 1))
-    eager = m.evaluate(ds, _imputation(ds, pairs), annotations=ann, peaks=ds.signal >= 2.0)
+    eager = evaluate(ds, _imputation(ds, pairs), annotations=ann, peaks=ds.signal >= 2.0)
     np.testing.assert_allclose(scores.score.values, eager.score.values, rtol=1e-6)
     y = ds.signal.sel(celltype="E065", assay="H3K4me3").values
     p = eager.score.sel(celltype="E065", assay="H3K4me3", metric="catchpeakobs")
@@ -321,14 +322,14 @@ def test_evaluate_is_lazy_on_zarr(sample, tmp_path):
 def test_evaluate_region_subset_and_mask(sample):
     imp = _imputation(sample, [("E065", "H3K4me3")])
     sub = ax.region(imp, "chr11:1,700,000-2,000,000")
-    scores = m.evaluate(sample, sub, metrics=["mse", "gwcorr"], annotations="pilot")
+    scores = evaluate(sample, sub, metrics=["mse", "gwcorr"], annotations="pilot")
     y = ax.region(sample, "chr11:1,700,000-2,000,000").signal.sel(celltype="E065", assay="H3K4me3")
     p = sub.imputed.sel(celltype="E065", assay="H3K4me3")
     assert float(scores.score.sel(celltype="E065", assay="H3K4me3", metric="mse")) == (
         pytest.approx(m.mse(y.values, p.values))
     )
     keep = sample.chrom.values == "chr20"
-    masked = m.evaluate(sample, imp, metrics="mse", mask=keep)
+    masked = evaluate(sample, imp, metrics="mse", mask=keep)
     full_p = imp.imputed.sel(celltype="E065", assay="H3K4me3").values
     full_y = sample.signal.sel(celltype="E065", assay="H3K4me3").values
     assert float(masked.score.sel(celltype="E065", assay="H3K4me3", metric="mse")) == (
@@ -340,7 +341,7 @@ def test_evaluate_region_subset_and_mask(sample):
 def test_evaluate_peaks_mapping_with_bed(sample):
     imp = _imputation(sample, [("E065", "H3K4me3")])
     bed = pd.DataFrame({"chrom": ["chr20"], "start": [33_900_000], "end": [34_000_000]})
-    scores = m.evaluate(sample, imp, metrics=["catchpeakobs"], peaks={("E065", "H3K4me3"): bed})
+    scores = evaluate(sample, imp, metrics=["catchpeakobs"], peaks={("E065", "H3K4me3"): bed})
     called = ax.annotations.intervals_mask(bed, sample).values
     y = sample.signal.sel(celltype="E065", assay="H3K4me3").values
     p = imp.imputed.sel(celltype="E065", assay="H3K4me3").values
@@ -351,13 +352,127 @@ def test_evaluate_peaks_mapping_with_bed(sample):
 
 def test_evaluate_errors(sample):
     imp = _imputation(sample, [("E065", "H3K4me3")])
-    with pytest.raises(m.MetricError, match="Unknown metric 'mse2'"):
-        m.evaluate(sample, imp, metrics=["mse2"])
-    with pytest.raises(m.MetricError, match="Unknown annotation"):
-        m.evaluate(sample, imp, annotations={"promoters": np.ones(10, dtype=bool)})
-    with pytest.raises(m.MetricError, match="positions"):
-        m.evaluate(sample, imp, annotations={"promoter": np.ones(10, dtype=bool)})
+    with pytest.raises(MetricError, match="Unknown metric 'mse2'"):
+        evaluate(sample, imp, metrics=["mse2"])
+    with pytest.raises(MetricError, match="Unknown annotation"):
+        evaluate(sample, imp, annotations={"promoters": np.ones(10, dtype=bool)})
+    with pytest.raises(MetricError, match="positions"):
+        evaluate(sample, imp, annotations={"promoter": np.ones(10, dtype=bool)})
     with pytest.raises(UnknownCelltypeError, match="E999"):
-        m.evaluate(sample, imp.assign_coords(celltype=["E999"]))
+        evaluate(sample, imp.assign_coords(celltype=["E999"]))
     with pytest.raises(ax.AvocadoXrError, match="imputed"):
-        m.evaluate(sample, imp.rename(imputed="signal"))
+        evaluate(sample, imp.rename(imputed="signal"))
+
+
+# ------------------------------------------- every measure through evaluate(), independently
+
+#: tracks of the embedded sample without ties at the 1%, 2%, 5% and 10% boundaries of either
+#: the observed or the imputed signal (the top sets are then plain top-k sets)
+SAMPLE_CELLTYPES, SAMPLE_ASSAYS = ["E003", "E117"], ["H3K4me3", "H3K4me1"]
+
+
+def _top(x, fraction):
+    """Boolean mask of the ``int(n * fraction)`` largest values of ``x``, checked untied."""
+    k = int(len(x) * fraction)
+    order = np.argsort(x)
+    assert x[order[-k]] > x[order[-k - 1]], "tie at the top-set boundary"
+    top = np.zeros(len(x), dtype=bool)
+    top[order[-k:]] = True
+    return top
+
+
+def _independent(y, p, variance, regions, fraction, catch_fraction, threshold):
+    """Every measure of METRICS from scipy, sklearn and top-k sets built here."""
+    obs1, imp1 = _top(y, fraction), _top(p, fraction)
+    obs5, imp5 = _top(y, catch_fraction), _top(p, catch_fraction)
+    k = obs1.sum()
+    truth, called = y >= threshold, p >= threshold
+    return {
+        "mse": skm.mean_squared_error(y, p),
+        "mse1obs": skm.mean_squared_error(y[obs1], p[obs1]),
+        "mse1imp": skm.mean_squared_error(y[imp1], p[imp1]),
+        "mseprom": skm.mean_squared_error(y[regions["promoter"]], p[regions["promoter"]]),
+        "msegene": skm.mean_squared_error(y[regions["gene_body"]], p[regions["gene_body"]]),
+        "mseenh": skm.mean_squared_error(y[regions["enhancer"]], p[regions["enhancer"]]),
+        "msevar": np.average((y - p) ** 2, weights=variance),
+        "gwcorr": stats.pearsonr(y, p)[0],
+        "gwspear": stats.spearmanr(y, p)[0],
+        "match1": (obs1 & imp1).sum() / k,
+        "catch1obs": (obs1 & imp5).sum() / k,
+        "catch1imp": (imp1 & obs5).sum() / k,
+        "aucobs1": skm.roc_auc_score(obs1, p),
+        "aucimp1": skm.roc_auc_score(imp1, y),
+        "catchpeakobs": skm.roc_auc_score(truth, p),
+        "recall": skm.recall_score(truth, called),
+        "precision": skm.precision_score(truth, called),
+    }
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{}, {"fraction": 0.02, "catch_fraction": 0.1, "threshold": 1.0}],
+    ids=["defaults", "other-fractions-and-threshold"],
+)
+def test_evaluate_every_measure_against_independent_computations(sample, settings):
+    ds = sample
+    held_out = [("E003", "H3K4me1"), ("E117", "H3K4me3")]
+    imp = impute_average(ds.avocado.mask(held_out))
+    imp = imp.sel(celltype=SAMPLE_CELLTYPES, assay=SAMPLE_ASSAYS)
+    pilot = pilot_annotations(ds)
+    bed = pd.DataFrame(
+        {
+            "chrom": ["chr11", "chr20"],
+            "start": [1_900_000, 34_100_000],
+            "end": [2_000_000, 34_150_000],
+        }
+    )
+    enhancer = enhancers(bed, ds)
+    ann = {"promoter": pilot.promoter, "gene_body": pilot.gene_body, "enhancer": enhancer}
+    scores = ax.evaluate(ds, imp, annotations=ann, **settings)
+    assert list(scores.metric.values) == list(m.METRICS)
+    fraction = settings.get("fraction", 0.01)
+    catch_fraction = settings.get("catch_fraction", 0.05)
+    threshold = settings.get("threshold", np.arcsinh(2.0))  # -log10 p = 2
+    regions = {key: np.asarray(mask.values) for key, mask in ann.items()}
+    table = []  # the expected values, one row per track
+    for c in SAMPLE_CELLTYPES:
+        for a in SAMPLE_ASSAYS:
+            y = ds.signal.sel(celltype=c, assay=a).values.astype(np.float64)
+            p = imp.imputed.sel(celltype=c, assay=a).values.astype(np.float64)
+            # msevar: population variance over the cell types in which the assay is observed
+            donors = ds.celltype.values[ds.observed.sel(assay=a).values]
+            variance = ds.signal.sel(assay=a, celltype=donors).values.astype(np.float64).var(0)
+            expected = _independent(y, p, variance, regions, fraction, catch_fraction, threshold)
+            assert sorted(expected) == sorted(m.METRICS)
+            got = scores.score.sel(celltype=c, assay=a)
+            for name, value in expected.items():
+                assert float(got.sel(metric=name)) == pytest.approx(value, rel=1e-9), (c, a, name)
+            table.append([expected[name] for name in m.METRICS])
+    # no two measures have the same expected values on every track, so a kernel computing
+    # another measure (observed and imputed swapped, 1% and 5% exchanged...) cannot pass
+    table = np.array(table)
+    for i, j in zip(*np.triu_indices(len(m.METRICS), 1), strict=True):
+        assert np.abs(table[:, i] - table[:, j]).max() > 1e-3, (m.METRICS[i], m.METRICS[j])
+    # annotations="pilot": the same promoters and gene bodies, no enhancers
+    shipped = ax.evaluate(ds, imp, annotations="pilot", metrics=["mseprom", "msegene", "mseenh"])
+    np.testing.assert_allclose(
+        shipped.score.sel(metric=["mseprom", "msegene"]),
+        scores.score.sel(metric=["mseprom", "msegene"]),
+        rtol=1e-12,
+    )
+    assert np.isnan(shipped.score.sel(metric="mseenh")).all()
+
+
+def test_evaluate_undefined_tracks_are_nan_where_the_functions_raise(sample):
+    imp = impute_average(sample).sel(celltype=SAMPLE_CELLTYPES, assay=SAMPLE_ASSAYS)
+    imp.imputed[0, 0, 10] = np.nan  # one non-finite value: the whole track is undefined
+    scores = ax.evaluate(sample, imp, annotations="pilot")
+    assert np.isnan(scores.score.isel(celltype=0, assay=0)).all()
+    assert np.isfinite(scores.score.isel(celltype=1, assay=1).drop_sel(metric="mseenh")).all()
+    y = sample.signal.sel(celltype=SAMPLE_CELLTYPES[0], assay=SAMPLE_ASSAYS[0]).values
+    with pytest.raises(MetricError, match="non-finite"):
+        m.mse(y, imp.imputed.isel(celltype=0, assay=0).values)
+    nothing = np.zeros(sample.sizes["position"], dtype=bool)
+    assert np.isnan(ax.evaluate(sample, imp, mask=nothing).score).all()
+    with pytest.raises(MetricError, match="No position"):
+        m.mse(y, y, mask=nothing)

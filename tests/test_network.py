@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from avocado_xr.config import AvocadoConfig
-from avocado_xr.network import AvocadoNet, dropout_keep_mask, relu_dropout
-from avocado_xr.optim import RowAdam
+from avocado_xr.exceptions import ConfigError
+from avocado_xr.model.network import AvocadoNet, dropout_keep_mask, relu_dropout
+from avocado_xr.model.optim import RowAdam
 
 
 def make_net(config=None, n_positions=1_000):
@@ -126,5 +127,5 @@ def test_config_validates():
         AvocadoConfig(dropout=1.0)
     with pytest.raises(ValueError, match="n_nodes"):
         AvocadoConfig(n_nodes=0)
-    with pytest.raises(TypeError):
+    with pytest.raises(ConfigError, match="n_nodez"):
         AvocadoConfig().replace(n_nodez=3)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import avocado_xr as ax
-from avocado_xr.sampler import BlockSampler
+from avocado_xr.model.sampler import BlockSampler
 
 SMALL = {"n_layers": 1, "n_nodes": 32, "batch_size": 1_000, "device": "cpu"}
 HIDDEN = ("E065", "H3K4me3")
@@ -40,7 +40,7 @@ def test_average_variant_validation_equals_its_imputation(sample, average):
 
 def test_residual_variant_starts_from_the_average(sample):
     """An untrained residual network adds a small correction to the average baseline."""
-    from avocado_xr.baselines import average_baseline
+    from avocado_xr.evaluation.baselines import average_baseline
 
     model = ax.fit(sample, epochs=0, average="residual", **SMALL)
     train = sample.avocado.mask([HIDDEN])

@@ -3,37 +3,33 @@
 ``cross_validate(ds, k=5, method=...)`` splits the observed experiments into ``k`` folds,
 hides each fold in turn, imputes it with a model trained on the rest, and returns the
 out-of-fold imputations of every observed track as one lazy Dataset, with the metrics of
-:func:`avocado_xr.metrics.evaluate` when asked.
+:func:`avocado_xr.evaluate` when asked.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import xarray as xr
 
-from .baselines import impute_average, impute_mean
-from .compendium import mask
-from .model import AvocadoModel
-from .variables import DIM_ASSAY, DIM_CELLTYPE, IMPUTED, OBSERVED, validate
+from ..compendium import mask
+from ..exceptions import AvocadoXrWarning, ConfigError
+from ..variables import DIM_ASSAY, DIM_CELLTYPE, IMPUTED, OBSERVED, validate
+from .baselines import BaselineModel
 
-__all__ = ["METHODS", "cross_validate", "make_folds"]
-
-
-def _avocado(train: xr.Dataset, *, seed: int = 0, **options):
-    from .train import fit
-
-    return fit(train, seed=seed, **options)
+__all__ = ["METHODS", "Method", "cross_validate", "make_folds", "method_options"]
 
 
-def _linear(train: xr.Dataset, *, seed: int = 0, **options):
-    return _avocado(train, seed=seed, **{"architecture": "linear", **options})
+def _factorization(**defaults) -> Callable:
+    def run(train: xr.Dataset, *, seed: int = 0, **options):
+        from ..model import fit
 
+        return fit(train, seed=seed, **{**defaults, **options})
 
-def _avocado_average(train: xr.Dataset, *, seed: int = 0, **options):
-    return _avocado(train, seed=seed, **{"average": "input", **options})
+    return run
 
 
 def _autoencoder(train: xr.Dataset, *, seed: int = 0, **options):
@@ -42,33 +38,66 @@ def _autoencoder(train: xr.Dataset, *, seed: int = 0, **options):
     return fit_autoencoder(train, seed=seed, **options)
 
 
-#: the methods by name: ``method(train_ds, *, seed, **options)`` returns either a fitted model
-#: (with ``.impute(ds, celltypes=..., assays=...)``) or a Dataset with ``imputed``
-METHODS: dict[str, Callable] = {
-    "avocado": _avocado,
-    "avocado-average": _avocado_average,
-    "linear": _linear,
-    "average": impute_average,
-    "mean": impute_mean,
-    "autoencoder": _autoencoder,
+def _baseline(name: str) -> Callable:
+    return lambda train, *, seed=0, **options: BaselineModel(name)
+
+
+@dataclass(frozen=True)
+class Method:
+    """A cross-validation method: ``fit(train_ds, *, seed, **options)`` returns a model with
+    ``impute(ds, *, celltypes, assays, merge)``; ``kind`` says which options it takes
+    (``"factorization"``: :func:`avocado_xr.fit`'s, ``"autoencoder"``:
+    :func:`~avocado_xr.evaluation.autoencoder.fit_autoencoder`'s, ``"baseline"``: none)."""
+
+    fit: Callable
+    kind: str
+    description: str
+
+
+#: the methods by name; the CLI and the notebooks list these
+METHODS: dict[str, Method] = {
+    "avocado": Method(_factorization(), "factorization", "the paper's model"),
+    "avocado-average": Method(
+        _factorization(average="input"),
+        "factorization",
+        "Avocado with the average of the other cell types as an extra input",
+    ),
+    "linear": Method(
+        _factorization(architecture="linear"),
+        "factorization",
+        "PREDICTD-style generalized dot product of the factors",
+    ),
+    "average": Method(_baseline("average"), "baseline", "average of the other cell types"),
+    "mean": Method(_baseline("mean"), "baseline", "mean of the other cell types' track means"),
+    "autoencoder": Method(_autoencoder, "autoencoder", "denoising autoencoder over assays"),
 }
+
+
+def method_options(*, factorization: dict, autoencoder: dict, methods=None) -> dict[str, dict]:
+    """Options for each method of :data:`METHODS` (or those named), by the kind it takes.
+
+    Examples
+    --------
+    >>> opts = method_options(factorization={"epochs": 3}, autoencoder={"n_windows": 10})
+    >>> opts["avocado"], opts["average"], opts["autoencoder"]
+    ({'epochs': 3}, {}, {'n_windows': 10})
+    """
+    methods = list(METHODS) if methods is None else list(methods)
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ConfigError(f"Unknown method(s) {unknown}; choose from {list(METHODS)}.")
+    by_kind = {"factorization": factorization, "autoencoder": autoencoder, "baseline": {}}
+    return {name: dict(by_kind[METHODS[name].kind]) for name in methods}
 
 
 def _held_out_imputation(fitted, train: xr.Dataset, held, like: xr.DataArray) -> xr.DataArray:
     """The imputation of the held-out tracks only (NaN elsewhere), lazily.
 
-    A fitted model imputes each held-out track on its own, so only those are computed.
+    The fitted model imputes each held-out track on its own, so only those are computed.
     """
-    if isinstance(fitted, xr.Dataset):
-        imputed = fitted[IMPUTED].reindex_like(like)
-        keep = xr.zeros_like(like, dtype=bool)
-        for c, a in held:
-            keep.loc[{DIM_CELLTYPE: c, DIM_ASSAY: a}] = True
-        return imputed.where(keep)
     out = None
     for c, a in held:
-        kwargs = {"merge": False} if isinstance(fitted, AvocadoModel) else {}
-        part = fitted.impute(train, celltypes=[c], assays=[a], **kwargs)[IMPUTED]
+        part = fitted.impute(train, celltypes=[c], assays=[a], merge=False)[IMPUTED]
         part = part.reindex_like(like)
         out = part if out is None else out.fillna(part)
     return out
@@ -98,7 +127,7 @@ def make_folds(ds: xr.Dataset, k: int = 5, *, seed: int = 0) -> xr.DataArray:
     """
     validate(ds)
     if k < 2:
-        raise ValueError(f"k must be at least 2, got {k}")
+        raise ConfigError(f"k must be at least 2, got {k}")
     observed = np.asarray(ds[OBSERVED].values, dtype=bool)
     per_celltype = observed.sum(1)
     per_assay = observed.sum(0)
@@ -126,7 +155,7 @@ def make_folds(ds: xr.Dataset, k: int = 5, *, seed: int = 0) -> xr.DataArray:
         warnings.warn(
             f"{never} can never be held out without leaving a cell type or assay with no "
             "training track; they are always used for training and get no out-of-fold score.",
-            UserWarning,
+            AvocadoXrWarning,
             stacklevel=2,
         )
     return xr.DataArray(
@@ -141,7 +170,7 @@ def cross_validate(
     ds: xr.Dataset,
     *,
     k: int = 5,
-    method: str | Callable[..., xr.Dataset] = "avocado",
+    method: str | Callable = "avocado",
     seed: int = 0,
     evaluate: bool = True,
     annotations=None,
@@ -159,15 +188,15 @@ def cross_validate(
         One of :data:`METHODS` (``"avocado"``, ``"avocado-average"`` (Avocado with the
         average of the other cell types as an input), ``"linear"`` (PREDICTD-style),
         ``"average"``, ``"mean"``, ``"autoencoder"``) or a function
-        ``method(train_ds, *, seed, **options)`` returning a fitted model (with
-        ``.impute(ds, celltypes=..., assays=...)``) or a Dataset with ``imputed``.
+        ``method(train_ds, *, seed, **options)`` returning a fitted model, i.e. anything
+        with ``.impute(ds, *, celltypes, assays, merge)`` like :class:`AvocadoModel`.
     seed : int
         Seeds the folds and the methods. Default is 0.
     evaluate : bool
-        Add the metrics of :func:`avocado_xr.metrics.evaluate` as ``score``
+        Add the metrics of :func:`avocado_xr.evaluate` as ``score``
         (celltype, assay, metric). Default is True.
     annotations : optional
-        Passed to :func:`avocado_xr.metrics.evaluate`.
+        Passed to :func:`avocado_xr.evaluate`.
     **options
         Passed to the method (e.g. ``epochs=10, n_layers=1`` for Avocado).
 
@@ -187,8 +216,8 @@ def cross_validate(
     25
     """
     if isinstance(method, str) and method not in METHODS:
-        raise ValueError(f"Unknown method {method!r}; choose from {sorted(METHODS)}.")
-    run = METHODS[method] if isinstance(method, str) else method
+        raise ConfigError(f"Unknown method {method!r}; choose from {sorted(METHODS)}.")
+    run = METHODS[method].fit if isinstance(method, str) else method
     folds = make_folds(ds, k, seed=seed)
     out = None
     celltypes, assays = ds.indexes[DIM_CELLTYPE], ds.indexes[DIM_ASSAY]
@@ -209,7 +238,7 @@ def cross_validate(
         },
     )
     if evaluate:
-        from .metrics import evaluate as score
+        from .scoring import evaluate as score
 
         result["score"] = score(ds, result, annotations=annotations)["score"]
     return result

@@ -21,38 +21,32 @@ Other columns (accession, biosample name, ...) are kept and ignored. Lines start
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
 
-from .exceptions import AvocadoXrError
+from .._files import file_digest
+from ..exceptions import ManifestError
 
 __all__ = [
     "COLUMNS",
-    "ManifestError",
     "is_url",
     "manifest_from_encode",
     "manifest_from_pattern",
     "read_manifest",
     "verify_checksum",
-    "write_manifest",
 ]
 
-#: required columns, in the order written by :func:`write_manifest`
+#: required columns, in order
 COLUMNS = ("celltype", "assay", "path_or_url")
 _OPTIONAL_COLUMNS = ("checksum", "optional")
 _URL = re.compile(r"^(https?|ftp)://", re.IGNORECASE)
 _HEX = re.compile(r"^[0-9a-f]+$")
 _TRUE = {"true", "yes", "1", "y", "t"}
 _FALSE = {"false", "no", "0", "n", "f", ""}
-
-
-class ManifestError(AvocadoXrError, ValueError):
-    """A manifest is malformed: missing columns, duplicate pairs, bad paths or checksums."""
 
 
 def is_url(text: str) -> bool:
@@ -143,7 +137,7 @@ def read_manifest(
     >>> read_manifest(folder / "m.tsv")
     Traceback (most recent call last):
     ...
-    avocado_xr.manifest.ManifestError: ...line 3: (celltype, assay) ('E003', 'H3K4me3') is ...
+    avocado_xr.exceptions.ManifestError: ...line 3: (celltype, assay) ('E003', 'H3K4me3') is ...
     """
     if isinstance(manifest, pd.DataFrame):
         table = manifest.copy()
@@ -239,26 +233,6 @@ def _read_tsv(path: Path) -> pd.DataFrame:
     return pd.DataFrame(records, columns=[*header, "line"], dtype=object)
 
 
-def write_manifest(table: pd.DataFrame, path: str | os.PathLike, *, header: Sequence[str] = ()):
-    """Write a manifest TSV (the required columns first, then the others; no ``line``).
-
-    ``header`` lines are written first as ``#`` comments.
-    """
-    out = table.drop(columns=[c for c in ("line",) if c in table.columns])
-    first = [c for c in (*COLUMNS, *_OPTIONAL_COLUMNS) if c in out.columns]
-    out = out[first + [c for c in out.columns if c not in first]]
-    if "optional" in out.columns:
-        out = out.assign(
-            optional=out["optional"].map(
-                lambda v: "true" if v is True else ("false" if v is False else v)
-            )
-        )
-    with open(path, "w", newline="") as fh:
-        for line in header:
-            fh.write(f"# {line}\n")
-        out.to_csv(fh, sep="\t", index=False, lineterminator="\n")
-
-
 def manifest_from_encode(
     table: str | os.PathLike | pd.DataFrame,
     *,
@@ -332,12 +306,9 @@ def verify_checksum(path: str | os.PathLike, checksum: str) -> None:
     if not checksum:
         return
     algo, _, expected = checksum.partition(":")
-    digest = hashlib.new(algo)
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    if digest.hexdigest() != expected:
+    actual = file_digest(path, algo)
+    if actual != expected:
         raise ManifestError(
-            f"{path}: {algo} is {digest.hexdigest()} but the manifest says {expected}; the file "
+            f"{path}: {algo} is {actual} but the manifest says {expected}; the file "
             "is corrupt, truncated or not the listed one. Download it again."
         )

@@ -19,10 +19,18 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from .compendium import DEFAULT_POSITION_CHUNK
-from .variables import DIM_ASSAY, DIM_CELLTYPE, DIM_POSITION, OBSERVED, SIGNAL
+from ..average import assay_totals, average_of_others
+from ..exceptions import ConfigError, InvalidSignalError
+from ..variables import (
+    DEFAULT_POSITION_CHUNK,
+    DIM_ASSAY,
+    DIM_CELLTYPE,
+    DIM_POSITION,
+    OBSERVED,
+    SIGNAL,
+)
 
-__all__ = ["Batch", "BlockSampler", "assay_sums", "average_of_others"]
+__all__ = ["Batch", "BlockSampler"]
 
 
 @dataclass
@@ -83,7 +91,7 @@ class BlockSampler:
         if pairs is None:
             pairs = [tuple(p) for p in np.argwhere(np.asarray(ds[OBSERVED].values))]
         if not pairs:
-            raise ValueError("There are no observed tracks to train on.")
+            raise InvalidSignalError("There are no observed tracks to train on.")
         self.pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
         signal = ds[SIGNAL].transpose(DIM_CELLTYPE, DIM_ASSAY, DIM_POSITION).data
         self.n_positions = signal.shape[-1]
@@ -93,7 +101,9 @@ class BlockSampler:
             )
         self.block_size = int(min(block_size, self.n_positions))
         if self.block_size < 1 or batch_size < 1:
-            raise ValueError("block_size and batch_size must be positive")
+            raise ConfigError(
+                f"block_size and batch_size must be positive, got {block_size} and {batch_size}."
+            )
         self.batch_size = int(batch_size)
         self.prefetch = prefetch
         self.average = average
@@ -146,7 +156,7 @@ class BlockSampler:
             value = values[track, local]
             average = None
             if self.average:
-                sums, counts = assay_sums(values, self.pairs[:, 1])
+                sums, counts = assay_totals(values, self.pairs[:, 1])
                 average = average_of_others(
                     sums[self.pairs[track, 1], local], counts[self.pairs[track, 1]], value
                 )
@@ -162,51 +172,6 @@ class BlockSampler:
                     value[sl],
                     None if average is None else average[sl],
                 )
-
-
-def assay_sums(values: np.ndarray, assay_of_row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-assay sums over tracks and the number of tracks of each assay.
-
-    Parameters
-    ----------
-    values : numpy.ndarray
-        (n_tracks, n_positions) observed values.
-    assay_of_row : numpy.ndarray
-        Assay index of each track.
-
-    Returns
-    -------
-    sums : numpy.ndarray
-        (max assay + 1, n_positions) float64 sums.
-    counts : numpy.ndarray
-        Tracks per assay.
-    """
-    n_assays = int(assay_of_row.max()) + 1
-    onehot = np.zeros((n_assays, len(assay_of_row)), dtype=np.float64)
-    onehot[assay_of_row, np.arange(len(assay_of_row))] = 1
-    return onehot @ values.astype(np.float64, copy=False), onehot.sum(1)
-
-
-def average_of_others(sums, counts, own=None) -> np.ndarray:
-    """Mean of an assay over the other cell types: ``(sum - own) / (count - 1)``, or
-    ``sum / count`` for a track that is not among them (``own=None``); 0 where no other cell
-    type has the assay.
-
-    Examples
-    --------
-    >>> average_of_others(np.array([6.0, 6.0]), np.array([3, 1]), np.array([2.0, 6.0]))
-    array([2., 0.], dtype=float32)
-    >>> average_of_others(np.array([6.0]), np.array([3]))
-    array([2.], dtype=float32)
-    """
-    sums = np.asarray(sums, dtype=np.float64)
-    counts = np.asarray(counts, dtype=np.float64)
-    if own is not None:
-        sums = sums - own
-        counts = counts - 1
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.where(counts > 0, sums / np.maximum(counts, 1), 0.0)
-    return out.astype(np.float32)
 
 
 def _stack_tracks(signal, pairs: np.ndarray):

@@ -5,42 +5,49 @@
 bigWig per track with 25-bp records (fixed-step runs; NaN bins are left out), a chromosome
 header from the genome's chromosome sizes, and, optionally, the inverse of the arcsinh
 transform (back to -log10 p). Re-ingesting an exported file with
-:func:`avocado_xr.ingest.ingest` gives back the same float32 values.
+:func:`avocado_xr.ingest` gives back the same float32 values.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
-from .bigwig import KNOWN_GENOMES, Genome, genome_sizes
-from .exceptions import AvocadoXrError
-from .variables import CHROM, DIM_ASSAY, DIM_CELLTYPE, DIM_POSITION, RESOLUTION, START
+from ..assembly import KNOWN_GENOMES, Genome, GenomeLike, genome_sizes
+from ..exceptions import ExportError
+from ..genome import segment_runs
+from ..variables import (
+    CHROM,
+    DEFAULT_POSITION_CHUNK,
+    DIM_ASSAY,
+    DIM_CELLTYPE,
+    DIM_POSITION,
+    IMPUTED,
+    OBSERVED,
+    RESOLUTION,
+    SIGNAL,
+    START,
+)
 
-__all__ = ["ExportError", "to_bigwig"]
-
-
-class ExportError(AvocadoXrError, ValueError):
-    """Tracks cannot be written as bigWig (bad coordinates, unknown chromosome, file exists)."""
+__all__ = ["to_bigwig"]
 
 
 def _pick(data, variable: str | None):
     if isinstance(data, xr.DataArray):
         return data, None
     if not isinstance(data, xr.Dataset):
-        raise TypeError(f"to_bigwig takes a DataArray or Dataset, got {type(data).__name__}")
-    name = variable or ("imputed" if "imputed" in data else "signal")
+        raise ExportError(f"to_bigwig takes a DataArray or Dataset, got {type(data).__name__}")
+    name = variable or (IMPUTED if IMPUTED in data else SIGNAL)
     if name not in data:
         raise ExportError(
             f"The Dataset has no variable {name!r}; pass variable= one of {list(data.data_vars)}."
         )
     observed = None
-    if name == "signal" and "observed" in data:
-        observed = data["observed"].copy(data=np.asarray(data["observed"].values))
+    if name == SIGNAL and OBSERVED in data:
+        observed = data[OBSERVED].copy(data=np.asarray(data[OBSERVED].values))
     return data[name], observed
 
 
@@ -67,15 +74,6 @@ def _scalar(da: xr.DataArray, name: str) -> str | None:
     if name in da.coords and da[name].ndim == 0:
         return str(da[name].values)
     return None
-
-
-def _runs(chrom: np.ndarray, start: np.ndarray) -> list[tuple[int, int]]:
-    """Index ranges of contiguous 25-bp bins on one chromosome."""
-    if len(start) == 0:
-        return []
-    brk = np.flatnonzero((chrom[1:] != chrom[:-1]) | (start[1:] != start[:-1] + RESOLUTION)) + 1
-    edges = np.concatenate([[0], brk, [len(start)]])
-    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
 
 
 def _check_coords(chrom: np.ndarray, start: np.ndarray, genome: Genome) -> list[str]:
@@ -127,7 +125,7 @@ def to_bigwig(
     data,
     path_or_dir: str | os.PathLike,
     *,
-    genome: str | os.PathLike | Mapping[str, int] | Genome | None = None,
+    genome: GenomeLike | None = None,
     inverse_transform: bool = False,
     variable: str | None = None,
     name_template: str = "{celltype}.{assay}.bigWig",
@@ -150,7 +148,7 @@ def to_bigwig(
         track without ``celltype``/``assay`` dimensions.
     genome : str, path, mapping or Genome, optional
         Chromosome sizes for the header. Default: ``data.attrs["genome"]`` (with the
-        ``chrom_sizes`` attribute that :func:`avocado_xr.ingest.ingest` records for genomes
+        ``chrom_sizes`` attribute that :func:`avocado_xr.ingest` records for genomes
         that are not packaged).
     inverse_transform : bool
         Write ``sinh(value)``, undoing the arcsinh transform (back to -log10 p).
@@ -178,7 +176,7 @@ def to_bigwig(
     Examples
     --------
     >>> import tempfile, pyBigWig, avocado_xr as ax
-    >>> from avocado_xr.export import to_bigwig
+    >>> from avocado_xr import to_bigwig
     >>> ds = ax.testing.simulate_compendium(n_celltypes=2, n_assays=2, n_positions=400, seed=0)
     >>> files = to_bigwig(ds, tempfile.mkdtemp(), genome={"chr1": 5_000, "chr2": 5_000})
     >>> bw = pyBigWig.open(str(files[0]))
@@ -229,7 +227,7 @@ def to_bigwig(
         raise ExportError(f"{existing[:3]} already exist; pass overwrite=True to replace them.")
     if block is None:
         chunks = da.chunksizes.get(DIM_POSITION) if da.chunks is not None else None
-        block = int(chunks[0]) if chunks else 2**17
+        block = int(chunks[0]) if chunks else DEFAULT_POSITION_CHUNK
     n = da.sizes[DIM_POSITION]
     for first in range(0, len(tracks), max_open_files):
         group = list(range(first, min(first + max_open_files, len(tracks))))
@@ -289,7 +287,8 @@ def _write_group(
             if inverse_transform:
                 values = np.sinh(values)
             values = values.astype(np.float32)
-            for a, b in _runs(chrom[lo:hi], start[lo:hi]):
+            first, length = segment_runs(chrom[lo:hi], start[lo:hi])
+            for a, b in zip(first.tolist(), (first + length).tolist(), strict=True):
                 c = str(chrom[lo + a])
                 for row, bw in enumerate(handles):
                     _add_run(bw, c, start[lo + a : lo + b], values[row, a:b], genome.sizes[c])

@@ -6,10 +6,9 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from .compendium import DEFAULT_POSITION_CHUNK
-from .genome import COARSE_SCALES
+from ..genome import COARSE_SCALES
+from ..variables import CHROM, DEFAULT_POSITION_CHUNK, DIM_ASSAY, DIM_CELLTYPE, DIM_POSITION, START
 from .network import GENOME_TABLES
-from .variables import CHROM, DIM_ASSAY, DIM_CELLTYPE, DIM_POSITION, START
 
 __all__ = ["factors"]
 

@@ -7,7 +7,7 @@
 1. a *template* write (``compute=False``): metadata, coordinates and an all-False
    ``observed``; signal chunks (one track x one position block) are not written;
 2. one Dask task per (track, position block) that reads the bigWig (see
-   :mod:`avocado_xr.bigwig` for the binning rule), applies the missing-value policy and
+   :mod:`avocado_xr.bigwig.reader` for the binning rule), applies the missing-value policy and
    the transform, and writes exactly its own zarr chunk (a non-overlapping region write), on
    the active ``dask.distributed`` client if there is one, else on the local scheduler;
 3. per track, a final task that writes a completion marker (a zarr group node
@@ -23,45 +23,44 @@ uninterrupted run. One bad file never touches another track's chunks; the
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import warnings
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from urllib.parse import quote
 
 import numpy as np
 
-from . import __version__
-from .bigwig import (
-    KNOWN_GENOMES,
-    BigWigArray,
-    Genome,
-    Layout,
-    _layout_for,
-    check_bigwig_file,
-    check_chroms,
-    genome_sizes,
-    open_bigwig,
+from ..assembly import Genome, genome_sizes
+from ..exceptions import (
+    AvocadoXrError,
+    BigWigReadError,
+    ConfigError,
+    IngestError,
+    IngestWarning,
+    ManifestError,
 )
-from .compendium import DEFAULT_POSITION_CHUNK
-from .exceptions import AvocadoXrError
-from .manifest import ManifestError, is_url, read_manifest, verify_checksum
+from ..genome import GenomeLayout
+from ._store import (
+    erase_track,
+    marker_dir,
+    read_group,
+    template_done,
+    write_group,
+    write_observed,
+    write_template,
+)
+from ._store import write_values as _write_values  # module-level, so tests can intercept it
+from .chroms import check_chroms
+from .integrity import check_bigwig_file, open_bigwig
+from .manifest import is_url, read_manifest, verify_checksum
+from .options import IngestOptions
+from .reader import BigWigArray, layout_for
 
-__all__ = ["IngestError", "IngestReport", "IngestWarning", "ingest"]
+__all__ = ["ON_ERROR", "IngestReport", "ingest"]
 
-_STATE = ".avocado_ingest"
-_TRANSFORMS = {"arcsinh": "arcsinh", None: "none", "none": "none", "identity": "none"}
-
-
-class IngestError(AvocadoXrError):
-    """Ingestion cannot start or finish (incompatible existing store, failed tracks)."""
-
-
-class IngestWarning(UserWarning):
-    """Some tracks failed to ingest; the others are complete (see the report)."""
+#: what :func:`ingest` does when tracks fail
+ON_ERROR = ("warn", "raise")
 
 
 @dataclass
@@ -106,7 +105,7 @@ class IngestReport:
 
     def open(self):
         """Open the store with :func:`avocado_xr.open_compendium`."""
-        from .compendium import open_compendium
+        from ..compendium import open_compendium
 
         return open_compendium(self.store)
 
@@ -123,16 +122,10 @@ class _Job:
     source: str
     checksum: str
     optional: bool
-    layout: Layout
+    options: IngestOptions
     genome: Genome
-    chrom_map: tuple
-    extra_chroms: str
-    missing_chroms: str
-    gaps: str
-    missing: object
-    transform: str
+    layout: GenomeLayout
     cache: str | None
-    position_chunk: int
 
 
 @dataclass(frozen=True)
@@ -148,17 +141,7 @@ def ingest(
     manifest,
     store: str | os.PathLike,
     *,
-    genome,
-    chroms=None,
-    regions=None,
-    region_rule: str = "avocado",
-    missing="zero",
-    transform: str | None = "arcsinh",
-    gaps: str = "missing",
-    chrom_map: Mapping[str, str] | None = None,
-    extra_chroms: str = "ignore",
-    missing_chroms: str = "missing",
-    position_chunk: int = DEFAULT_POSITION_CHUNK,
+    options: IngestOptions | None = None,
     overwrite: bool = False,
     progress: bool = False,
     cache: str | os.PathLike | None = None,
@@ -166,51 +149,23 @@ def ingest(
     on_error: str = "warn",
     attrs: dict | None = None,
     base_dir: str | os.PathLike | None = None,
+    **settings,
 ) -> IngestReport:
     """Ingest the bigWig files of a manifest into a zarr compendium.
 
     Parameters
     ----------
     manifest : str, path or DataFrame
-        The experiments (see :mod:`avocado_xr.manifest` for the TSV format). Cell types
-        and assays are ordered by first appearance.
+        The experiments (see :mod:`avocado_xr.bigwig.manifest` for the TSV format). Cell
+        types and assays are ordered by first appearance.
     store : str or path
-        Target zarr (format 3) directory. An existing store made with the same settings is
+        Target zarr (format 3) directory. An existing store made with the same options is
         resumed; one made otherwise is an error unless ``overwrite=True``.
-    genome : str, path, mapping or Genome
-        The declared assembly: ``"hg19"``, ``"hg38"``, ``"dm3"`` or a chrom-sizes file.
-        Every file's chromosome sizes are checked against it.
-    chroms : list of str, optional
-        Chromosomes to ingest, in this order. Default: all of the genome's (or, with
-        ``regions``, all of the regions').
-    regions : path, DataFrame or iterable of (chrom, start, end), optional
-        Restrict to a BED region set; positions follow the regions' order. With the ENCODE
-        pilot BED and the default ``region_rule`` this is exactly the layout of
-        :func:`avocado_xr.datasets.roadmap_pilot`.
-    region_rule : {"avocado", "overlap"}
-        Which bins a region gets (see :meth:`avocado_xr.bigwig.Layout.from_regions`).
-        Default ``"avocado"``: bins overlapping ``[start - 25, end]``.
-    missing : {"zero", "nan"} or float
-        Missing-value policy for bins with no covered base, applied before the transform.
-        ``"zero"`` (default, the paper's recipe) writes 0; ``"nan"`` keeps NaN (such a track
-        breaks ``validate(check_values=True)``); a number writes that number.
-    transform : {"arcsinh", None}
-        Applied after the missing-value policy. Default ``"arcsinh"`` (the paper's recipe,
-        for -log10 p signal). ``None`` stores the values as read (e.g. files that already
-        hold arcsinh values; pass ``attrs={"transform": "arcsinh"}`` to record that).
-    gaps : {"missing", "zero"}
-        Uncovered bases are left out of a bin's mean (default) or count as 0; see
-        :mod:`avocado_xr.bigwig`.
-    chrom_map : mapping, optional
-        File chromosome name -> genome name, applied before the automatic ``chr``/``MT``
-        rules (``None`` as a target ignores the file chromosome).
-    extra_chroms : {"ignore", "error"}
-        Policy for file chromosomes that are not in the genome. Default ``"ignore"``.
-    missing_chroms : {"missing", "error"}
-        Policy for ingested chromosomes absent from a file: read as uncovered (default,
-        then ``missing`` applies) or fail that track.
-    position_chunk : int
-        Positions per zarr chunk and per task. Default is 131072 (2**17).
+    options : IngestOptions, optional
+        The ingest options (genome, positions, missing-value policy, transform, ...);
+        keyword arguments named like its fields override it, e.g. ``genome="hg19",
+        regions="pilot.bed", missing="zero"``. ``genome`` is required. See
+        :class:`~avocado_xr.bigwig.options.IngestOptions` for every option and its default.
     overwrite : bool
         Delete an existing store first. Default is False (resume it).
     progress : bool
@@ -223,9 +178,9 @@ def ingest(
         Dask scheduler when no distributed client is active (e.g. ``"synchronous"``,
         ``"threads"``, ``"processes"``). Default: Dask's default.
     on_error : {"warn", "raise"}
-        When tracks fail: warn with :class:`IngestWarning` (default) or raise
-        :class:`IngestError` after all other tracks are done. Either way the report lists
-        them.
+        When tracks fail: warn with :class:`~avocado_xr.exceptions.IngestWarning` (default)
+        or raise :class:`~avocado_xr.exceptions.IngestError` after all other tracks are
+        done. Either way the report lists them.
     attrs : dict, optional
         Extra attributes for the store (they override the defaults, e.g. ``source``).
         For a genome that is not packaged, the sizes of the ingested chromosomes are
@@ -242,6 +197,8 @@ def ingest(
     ------
     ManifestError
         Malformed manifest, duplicate pairs, missing non-optional local files.
+    ConfigError
+        An unknown or invalid option.
     IngestError
         The store exists with other settings (and ``overwrite`` is False); or tracks failed
         and ``on_error="raise"``.
@@ -250,7 +207,7 @@ def ingest(
     --------
     >>> import tempfile, pyBigWig
     >>> from pathlib import Path
-    >>> from avocado_xr.ingest import ingest
+    >>> import avocado_xr as ax
     >>> folder = Path(tempfile.mkdtemp())
     >>> bw = pyBigWig.open(str(folder / "a.bw"), "w")
     >>> bw.addHeader([("chr1", 1000)])
@@ -258,50 +215,35 @@ def ingest(
     >>> bw.close()
     >>> text = "celltype\\tassay\\tpath_or_url\\nE003\\tH3K4me3\\ta.bw\\n"
     >>> _ = (folder / "m.tsv").write_text(text)
-    >>> report = ingest(folder / "m.tsv", folder / "c.zarr",
-    ...                 genome={"chr1": 1000}, transform=None, scheduler="synchronous")
+    >>> report = ax.ingest(folder / "m.tsv", folder / "c.zarr",
+    ...                    genome={"chr1": 1000}, transform=None, scheduler="synchronous")
     >>> print(report)
     ingest into ...c.zarr: 1 written, 0 already complete, 0 absent, 0 failed
     >>> report.open().signal.values[0, 0, :5]
     array([1., 2., 3., 0., 0.], dtype=float32)
     """
-    if on_error not in ("warn", "raise"):
-        raise ValueError(f"on_error must be 'warn' or 'raise', got {on_error!r}")
-    if transform not in _TRANSFORMS:
-        raise ValueError(f"transform must be 'arcsinh' or None, got {transform!r}")
-    if not (missing in ("zero", "nan") or isinstance(missing, int | float)):
-        raise ValueError(f"missing must be 'zero', 'nan' or a number, got {missing!r}")
-    if gaps not in ("missing", "zero"):
-        raise ValueError(f"gaps must be 'missing' or 'zero', got {gaps!r}")
-    if int(position_chunk) <= 0:
-        raise ValueError(f"position_chunk must be positive, got {position_chunk!r}")
-    position_chunk = int(position_chunk)
-    genome = genome_sizes(genome)
-    layout = _layout_for(genome, chroms, regions, region_rule)
+    if on_error not in ON_ERROR:
+        raise ConfigError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+    options = IngestOptions(**settings) if options is None else options.replace(**settings)
+    genome = genome_sizes(options.genome)
+    layout = layout_for(genome, options.chroms, options.regions, options.region_rule)
     table = read_manifest(manifest, base_dir=base_dir, check_paths=True)
     celltypes = list(dict.fromkeys(table["celltype"]))
     assays = list(dict.fromkeys(table["assay"]))
-    transform_name = _TRANSFORMS[transform]
-    settings = {
+    fingerprint = {
         "genome": genome.name,
-        "chrom_sizes": {c: genome.sizes[c] for c in dict.fromkeys(layout.chroms)},
+        "chrom_sizes": layout.sizes,
         "layout": layout.token(),
         "n_positions": layout.n_positions,
         "celltypes": celltypes,
         "assays": assays,
-        "missing": missing,
-        "transform": transform_name,
-        "gaps": gaps,
-        "chrom_map": dict(sorted((chrom_map or {}).items())),
-        "extra_chroms": extra_chroms,
-        "missing_chroms": missing_chroms,
-        "position_chunk": position_chunk,
+        **options.fingerprint(),
     }
     store = os.path.abspath(os.fspath(store))
     if os.path.exists(store) and overwrite:
         shutil.rmtree(store)
-    if not _template_done(store, settings):
-        _write_template(store, layout, genome, celltypes, assays, settings, transform_name, attrs)
+    if not template_done(store, fingerprint):
+        write_template(store, layout, genome, celltypes, assays, fingerprint, options, attrs)
 
     report = IngestReport(store)
     jobs = []
@@ -315,23 +257,17 @@ def ingest(
             source=row.path_or_url,
             checksum=row.checksum,
             optional=bool(row.optional),
-            layout=layout,
+            options=options,
             genome=genome,
-            chrom_map=tuple(sorted((chrom_map or {}).items())),
-            extra_chroms=extra_chroms,
-            missing_chroms=missing_chroms,
-            gaps=gaps,
-            missing=missing,
-            transform=transform_name,
+            layout=layout,
             cache=None if cache is None else os.fspath(cache),
-            position_chunk=position_chunk,
         )
         if _read_marker(job) == _signature(job):
             report.skipped.append((job.celltype, job.assay))
         else:
             jobs.append(job)
 
-    for status, job, detail in _run(jobs, layout, position_chunk, progress, scheduler):
+    for status, job, detail in _run(jobs, layout, options.position_chunk, progress, scheduler):
         if status == "written":
             report.written.append((job.celltype, job.assay))
         elif status == "absent":
@@ -339,7 +275,7 @@ def ingest(
         else:
             report.failed.append((job.celltype, job.assay, job.source, detail))
 
-    _write_observed(store, celltypes, assays, table)
+    write_observed(store, celltypes, assays, table)
     if report.failed:
         message = (
             f"{len(report.failed)} track(s) failed to ingest (left unobserved): "
@@ -354,98 +290,7 @@ def ingest(
 
 
 # --------------------------------------------------------------------------------------
-# store state
-
-
-def _state_dir(store: str) -> Path:
-    return Path(store) / _STATE
-
-
-def _marker_dir(store: str, i: int, j: int) -> Path:
-    return _state_dir(store) / f"track-{i}-{j}"
-
-
-def _write_group(folder: Path, attributes: dict) -> None:
-    """Write a zarr v3 group node holding ``attributes``, atomically (tmp file + rename).
-
-    Ingest state lives in such groups so that zarr sees a valid hierarchy (a plain file or
-    folder in a zarr store makes zarr warn when it lists the store).
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    meta = {"zarr_format": 3, "node_type": "group", "attributes": attributes}
-    tmp = folder / f"zarr.json.tmp{os.getpid()}"
-    tmp.write_text(json.dumps(meta, sort_keys=True, indent=1))
-    os.replace(tmp, folder / "zarr.json")
-
-
-def _read_group(folder: Path) -> dict | None:
-    try:
-        return json.loads((folder / "zarr.json").read_text())["attributes"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def _template_done(store: str, settings: dict) -> bool:
-    """True if ``store`` holds a complete template made with ``settings``."""
-    if not os.path.exists(store):
-        return False
-    root, state = Path(store), _state_dir(store)
-    previous = (_read_group(state) or {}).get("settings")
-    if previous is not None:
-        current = json.loads(json.dumps(settings))
-        if previous != current:
-            changed = sorted(
-                k for k in set(previous) | set(current) if previous.get(k) != current.get(k)
-            )
-            raise IngestError(
-                f"{store} was made by an ingest with other settings ({', '.join(changed)} "
-                "differ), so it cannot be resumed; pass overwrite=True to start again, or "
-                "choose another store."
-            )
-        for stale in state.glob("*/zarr.json.tmp*"):  # left by a killed marker write
-            stale.unlink()
-        return True
-    if not root.is_dir() or (os.listdir(root) and not state.exists()):
-        raise IngestError(
-            f"{store} exists and was not made by avocado_xr.ingest; pass overwrite=True to "
-            "replace it, or choose another path."
-        )
-    return False  # an empty folder, or a template write interrupted before its marker
-
-
-def _write_template(store, layout, genome, celltypes, assays, settings, transform_name, attrs):
-    import dask.array as da
-
-    from .compendium import make_compendium, save_compendium
-
-    if os.path.exists(store):
-        shutil.rmtree(store)
-    chrom, start = layout.coords()
-    shape = (len(celltypes), len(assays), layout.n_positions)
-    chunk = settings["position_chunk"]
-    signal = da.zeros(shape, dtype=np.float32, chunks=(1, 1, chunk))
-    ds = make_compendium(
-        signal,
-        celltypes=celltypes,
-        assays=assays,
-        chrom=chrom,
-        start=start,
-        observed=np.zeros(shape[:2], dtype=bool),
-        genome=genome.name,
-        source=f"avocado_xr-{__version__} (bigWig ingest)",
-        attrs={"transform": transform_name, **_sizes_attr(genome, layout), **(attrs or {})},
-    )
-    save_compendium(ds, store, position_chunk=chunk, mode="w", compute=False)
-    _state_dir(store).mkdir()  # marks the folder as ours before the template is complete
-    _write_group(_state_dir(store), {"settings": settings})
-
-
-def _sizes_attr(genome: Genome, layout: Layout) -> dict:
-    """Chromosome sizes of a genome that is not packaged, for export's bigWig header."""
-    if genome.name in KNOWN_GENOMES:
-        return {}
-    used = dict.fromkeys(layout.chroms)
-    return {"chrom_sizes": ",".join(f"{c}={genome.sizes[c]}" for c in used)}
+# track identity
 
 
 def _signature(job: _Job) -> dict:
@@ -462,18 +307,7 @@ def _signature(job: _Job) -> dict:
 
 
 def _read_marker(job: _Job) -> dict | None:
-    return _read_group(_marker_dir(job.store, job.i, job.j))
-
-
-def _write_observed(store: str, celltypes, assays, table) -> None:
-    import zarr
-
-    observed = np.zeros((len(celltypes), len(assays)), dtype=bool)
-    for row in table.itertuples(index=False):
-        i, j = celltypes.index(row.celltype), assays.index(row.assay)
-        observed[i, j] = _read_group(_marker_dir(store, i, j)) is not None
-    array = zarr.open_array(store, path="observed", mode="r+")
-    array[...] = observed
+    return read_group(marker_dir(job.store, job.i, job.j))
 
 
 # --------------------------------------------------------------------------------------
@@ -503,10 +337,10 @@ def _prepare(job: _Job) -> _Plan:
         matched = check_chroms(
             file_chroms,
             job.genome,
-            job.layout.chroms,
-            chrom_map=dict(job.chrom_map),
-            extra_chroms=job.extra_chroms,
-            missing_chroms=job.missing_chroms,
+            job.layout.chrom,
+            chrom_map=dict(job.options.chrom_map),
+            extra_chroms=job.options.extra_chroms,
+            missing_chroms=job.options.missing_chroms,
             path=path,
         )
         return _Plan(True, path=path, chroms=tuple(sorted(matched.items())))
@@ -530,7 +364,7 @@ def _download(job: _Job) -> str | None:
         status = getattr(err.response, "status_code", None)
         if job.optional and status in (404, 410):
             return None
-        raise OSError(f"{job.source}: download failed ({err})") from err
+        raise BigWigReadError(f"{job.source}: download failed ({err})") from err
     except ValueError as err:  # pooch's hash mismatch
         raise ManifestError(f"{job.source}: {err}") from err
 
@@ -545,21 +379,14 @@ def _transform(values: np.ndarray, missing, transform: str) -> np.ndarray:
     return values.astype(np.float32, copy=False)
 
 
-def _write_values(store: str, i: int, j: int, lo: int, values: np.ndarray) -> None:
-    """Write one chunk of one track (the only place that writes signal)."""
-    import zarr
-
-    array = zarr.open_array(store, path="signal", mode="r+")
-    array[i, j, lo : lo + len(values)] = values
-
-
 def _block(job: _Job, plan: _Plan, lo: int, hi: int) -> str | None:
     """Read, bin, transform and write positions [lo, hi) of one track; returns an error."""
     if not plan.ok:
         return None
     try:
-        values = BigWigArray(plan.path, job.layout, dict(plan.chroms), job.gaps).read(lo, hi)
-        _write_values(job.store, job.i, job.j, lo, _transform(values, job.missing, job.transform))
+        opts = job.options
+        values = BigWigArray(plan.path, job.layout, dict(plan.chroms), opts.gaps).read(lo, hi)
+        _write_values(job.store, job.i, job.j, lo, _transform(values, opts.missing, opts.transform))
     except (AvocadoXrError, OSError, RuntimeError, ValueError) as err:
         return f"positions {lo}-{hi}: {err}"
     return None
@@ -569,30 +396,12 @@ def _finish(job: _Job, plan: _Plan, errors: list) -> tuple[str, _Job, str]:
     """Mark a track complete, or erase its chunks and report why it failed."""
     errors = [e for e in errors if e]
     if plan.ok and not errors:
-        _write_group(_marker_dir(job.store, job.i, job.j), _signature(job))
+        write_group(marker_dir(job.store, job.i, job.j), _signature(job))
         return "written", job, ""
-    _erase(job)
+    erase_track(job.store, job.i, job.j, job.layout.n_positions, job.options.position_chunk)
     if plan.absent:
         return "absent", job, plan.reason
     return "failed", job, plan.reason or errors[0]
-
-
-def _erase(job: _Job) -> None:
-    shutil.rmtree(_marker_dir(job.store, job.i, job.j), ignore_errors=True)
-    meta = json.loads((Path(job.store) / "signal" / "zarr.json").read_text())
-    encoding = meta.get("chunk_key_encoding", {})
-    if (
-        encoding.get("name") == "default"
-        and encoding.get("configuration", {}).get("separator", "/") == "/"
-    ):  # the track's chunks are the files under signal/c/<i>/<j>/
-        shutil.rmtree(
-            Path(job.store) / "signal" / "c" / str(job.i) / str(job.j), ignore_errors=True
-        )
-        return
-    n = job.layout.n_positions
-    for lo in range(0, n, job.position_chunk):
-        hi = min(lo + job.position_chunk, n)
-        _write_values(job.store, job.i, job.j, lo, np.full(hi - lo, np.nan, dtype=np.float32))
 
 
 def _active_client():
@@ -606,7 +415,7 @@ def _active_client():
         return None
 
 
-def _run(jobs, layout: Layout, chunk: int, progress: bool, scheduler):
+def _run(jobs, layout: GenomeLayout, chunk: int, progress: bool, scheduler):
     """Build and run the task graph in batches of tracks; yields _finish results."""
     import dask
 

@@ -11,7 +11,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .config import AvocadoConfig
+from ..config import AvocadoConfig
+from ..exceptions import ConfigError
+from ..genome import COARSE_SCALES
 
 __all__ = ["AvocadoHead", "AvocadoNet", "GENOME_TABLES"]
 
@@ -143,7 +145,7 @@ class AvocadoNet(nn.Module):
         index_250bp = torch.as_tensor(np.asarray(index_250bp), dtype=torch.long)
         index_5kbp = torch.as_tensor(np.asarray(index_5kbp), dtype=torch.long)
         if index_250bp.shape != index_5kbp.shape or index_250bp.ndim != 1:
-            raise ValueError("index_250bp and index_5kbp must be 1-D and of equal length")
+            raise ConfigError("index_250bp and index_5kbp must be 1-D and of equal length")
         self.config = config
         self.register_buffer("index_250bp", index_250bp, persistent=False)
         self.register_buffer("index_5kbp", index_5kbp, persistent=False)
@@ -155,6 +157,15 @@ class AvocadoNet(nn.Module):
         bound = config.embedding_init
         for table in self.genome_tables():
             nn.init.uniform_(table.weight, -bound, bound)
+
+    @classmethod
+    def from_layout(
+        cls, n_celltypes: int, n_assays: int, layout, config: AvocadoConfig
+    ) -> AvocadoNet:
+        """The network of a model over a :class:`~avocado_xr.genome.GenomeLayout`."""
+        _, mid, coarse = COARSE_SCALES
+        index_mid, index_coarse = (layout.scale_index(s)[0] for s in (mid, coarse))
+        return cls(n_celltypes, n_assays, index_mid, index_coarse, config)
 
     @property
     def celltype(self) -> nn.Embedding:
@@ -201,7 +212,7 @@ def with_average(genome: torch.Tensor, average, config: AvocadoConfig) -> torch.
     if config.average == "none":
         return genome
     if average is None:
-        raise ValueError(
+        raise ConfigError(
             "This model takes the average of the same assay in the other cell types as an "
             "input (config.average); pass it."
         )

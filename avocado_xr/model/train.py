@@ -7,22 +7,18 @@ import os
 import time
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
 import xarray as xr
-from tqdm.auto import tqdm
 
-from ._compat import autocast, resolve_device
-from .config import AvocadoConfig
-from .exceptions import AvocadoXrError, InvalidSignalError
-from .genome import GenomeLayout
-from .model import AvocadoModel
-from .network import AvocadoNet, with_average
-from .optim import RowAdam
-from .sampler import BlockSampler, assay_sums, average_of_others
-from .variables import (
+from .._compat import autocast, resolve_device
+from .._progress import progress
+from ..average import assay_totals, average_of_others
+from ..config import AvocadoConfig
+from ..exceptions import AvocadoXrWarning, ConfigError, InvalidSignalError
+from ..genome import GenomeLayout
+from ..variables import (
     CHROM,
     DIM_ASSAY,
     DIM_CELLTYPE,
@@ -32,15 +28,15 @@ from .variables import (
     check_names,
     validate,
 )
+from .avocado import AvocadoModel
+from .checkpoint import Checkpoint
+from .network import AvocadoNet, with_average
+from .optim import RowAdam
+from .sampler import BlockSampler
 
-__all__ = ["fit", "AvocadoXrWarning"]
+__all__ = ["fit"]
 
-CHECKPOINT_FILE = "checkpoint.pt"
 _CONFIG_FIELDS = {f.name for f in dataclasses.fields(AvocadoConfig)}
-
-
-class AvocadoXrWarning(UserWarning):
-    """Something works but probably not as the user intended."""
 
 
 def fit(
@@ -81,9 +77,11 @@ def fit(
     verbose : bool
         Show tqdm progress bars. Default is False.
     checkpoint : str or path, optional
-        Directory for a checkpoint written after every epoch. If it already holds a
-        checkpoint of the same run (same data layout, configuration and seed), training
-        resumes after its last epoch instead of restarting.
+        Directory for a checkpoint written after every epoch (checked before training
+        starts). If it already holds a checkpoint of the same run (same data layout, tracks,
+        configuration, seed and precision), training resumes after its last epoch instead of
+        restarting; a checkpoint of another run, of more epochs than ``epochs``, or a corrupt
+        one is refused with :class:`~avocado_xr.exceptions.CheckpointError`.
     block_size : int, optional
         Positions read per block (default: the zarr/Dask chunk size along ``position``).
     precision : {"float32", "bfloat16"}
@@ -111,13 +109,13 @@ def fit(
     validate(ds)
     unknown = set(hyperparameters) - _CONFIG_FIELDS
     if unknown:
-        raise TypeError(
+        raise ConfigError(
             f"fit() got unknown keyword(s) {sorted(unknown)}; hyperparameters are "
             f"{sorted(_CONFIG_FIELDS)}."
         )
     config = (config or AvocadoConfig()).replace(**hyperparameters)
     if epochs < 0:
-        raise ValueError(f"epochs must be >= 0, got {epochs}")
+        raise ConfigError(f"epochs must be >= 0, got {epochs}")
     device = resolve_device(device)
     autocast(device, precision)  # validates precision early
 
@@ -151,21 +149,16 @@ def fit(
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        net = AvocadoNet(
-            len(celltypes),
-            len(assays),
-            layout.scale_index(250)[0],
-            layout.scale_index(5000)[0],
-            config,
-        )
+        net = AvocadoNet.from_layout(len(celltypes), len(assays), layout, config)
     net.to(device)
     optimizers = _optimizers(net, config)
     history: list[dict] = []
     first_epoch = 0
-    fingerprint = _fingerprint(config, layout, celltypes, assays, train_pairs, seed)
-    ckpt_path = Path(checkpoint) / CHECKPOINT_FILE if checkpoint is not None else None
-    if ckpt_path is not None and ckpt_path.exists():
-        first_epoch, history = _load_checkpoint(ckpt_path, net, optimizers, fingerprint, device)
+    ckpt = None
+    if checkpoint is not None:
+        fingerprint = _fingerprint(config, layout, celltypes, assays, train_pairs, seed, precision)
+        ckpt = Checkpoint(checkpoint, fingerprint)
+        first_epoch, history = ckpt.load(net, optimizers, device, epochs)
 
     model = AvocadoModel(
         net,
@@ -174,7 +167,7 @@ def fit(
         assays=assays,
         layout=layout,
         history=history,
-        training={
+        training_info={
             "seed": seed,
             "precision": precision,
             "train_tracks": [f"{celltypes[i]}/{assays[j]}" for i, j in train_pairs],
@@ -182,10 +175,10 @@ def fit(
             "genome": str(ds.attrs.get("genome", "unknown")),
         },
     )
-    epoch_bar = tqdm(
+    epoch_bar = progress(
         range(first_epoch, epochs),
         desc="epochs",
-        disable=not verbose,
+        verbose=verbose,
         initial=first_epoch,
         total=epochs,
     )
@@ -207,8 +200,8 @@ def fit(
         epoch_bar.set_postfix(
             {k: f"{v:.4f}" for k, v in record.items() if "loss" in k or "mse" in k}
         )
-        if ckpt_path is not None:
-            _save_checkpoint(ckpt_path, net, optimizers, fingerprint, epoch + 1, history)
+        if ckpt is not None:
+            ckpt.save(net, optimizers, epoch + 1, history)
     net.eval()
     return model
 
@@ -279,7 +272,7 @@ def _train_epoch(net, sampler, optimizers, config, device, precision, seed, epoc
     rng = np.random.default_rng([seed, epoch])
     net.train()
     total, count = 0.0, 0
-    bar = tqdm(total=len(sampler), desc=f"epoch {epoch + 1}", leave=False, disable=not verbose)
+    bar = progress(total=len(sampler), desc=f"epoch {epoch + 1}", verbose=verbose, outer=False)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed * 1_000_003 + epoch)
         for batch in sampler.epoch(rng):
@@ -317,13 +310,12 @@ def _validation_mse(net, sampler: BlockSampler, train: BlockSampler, device, pre
         position = torch.arange(lo, hi, device=device)
         genome = net.genome_features(position)
         if net.config.average != "none":
-            sums, counts = assay_sums(train.load_block(lo, hi), train.pairs[:, 1])
+            n_assays = net.head.assay.num_embeddings
+            sums, counts = assay_totals(train.load_block(lo, hi), train.pairs[:, 1], n_assays)
         for k, (c, a) in enumerate(sampler.pairs):
             features = genome
-            if net.config.average != "none":
-                has = a < len(sums)
-                average = average_of_others(sums[a] if has else 0.0, counts[a] if has else 0)
-                average = torch.from_numpy(np.broadcast_to(average, (hi - lo,)).copy())
+            if net.config.average != "none":  # held-out tracks are not among the donors
+                average = torch.from_numpy(average_of_others(sums[a], counts[a]))
                 features = with_average(genome, average.to(device), net.config)
             n = hi - lo
             with autocast(device, precision):
@@ -338,8 +330,9 @@ def _validation_mse(net, sampler: BlockSampler, train: BlockSampler, device, pre
     return sse / count
 
 
-def _fingerprint(config, layout, celltypes, assays, train_pairs, seed) -> dict:
+def _fingerprint(config, layout, celltypes, assays, train_pairs, seed, precision) -> dict:
     return {
+        "precision": precision,
         "config": config.digest(),
         "layout": layout.to_dict(),
         "celltypes": celltypes,
@@ -347,34 +340,3 @@ def _fingerprint(config, layout, celltypes, assays, train_pairs, seed) -> dict:
         "train_pairs": [[int(i), int(j)] for i, j in train_pairs],
         "seed": int(seed),
     }
-
-
-def _save_checkpoint(path: Path, net, optimizers, fingerprint, epoch, history) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {
-        "format": "avocado_xr-checkpoint-1",
-        "epoch": epoch,
-        "fingerprint": fingerprint,
-        "history": history,
-        "net": net.state_dict(),
-        "optimizers": [opt.state_dict() for opt in optimizers],
-    }
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # atomic: an interrupted save never leaves a broken checkpoint
-
-
-def _load_checkpoint(path: Path, net, optimizers, fingerprint, device):
-    state = torch.load(path, map_location=device, weights_only=True)
-    if state.get("format") != "avocado_xr-checkpoint-1":
-        raise AvocadoXrError(f"{path} is not an avocado_xr checkpoint.")
-    if state["fingerprint"] != fingerprint:
-        differs = sorted(k for k in fingerprint if state["fingerprint"].get(k) != fingerprint[k])
-        raise AvocadoXrError(
-            f"The checkpoint in {path.parent} belongs to a different run (differs in "
-            f"{differs}); use another checkpoint directory or delete it to start afresh."
-        )
-    net.load_state_dict(state["net"])
-    for opt, opt_state in zip(optimizers, state["optimizers"], strict=True):
-        opt.load_state_dict(opt_state)
-    return int(state["epoch"]), list(state["history"])

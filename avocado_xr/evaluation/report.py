@@ -16,9 +16,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..variables import CHROM, DIM_ASSAY, DIM_CELLTYPE, IMPUTED, SIGNAL, START
 from .crossval import cross_validate
-from .metrics import HIGHER_IS_BETTER, metric_table
-from .variables import DIM_ASSAY, DIM_CELLTYPE, IMPUTED, SIGNAL
+from .metrics import HIGHER_IS_BETTER
+from .scoring import metric_table
 
 __all__ = ["compare_methods", "markdown_table", "summary_table", "write_report"]
 
@@ -85,10 +86,7 @@ def write_report(
     (observed vs imputed for ``track``), ``locus.png`` (observed and every method at
     ``locus``). Returns the summary table.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # headless machines fall back to the Agg backend
 
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
@@ -189,11 +187,11 @@ def _plot_scatter(ds, results, track, plt):
 
 
 def _plot_methods_locus(ds, results, track, locus, plt):
-    from .compendium import region
+    from ..compendium import region
 
     sub = region(ds, locus)
     sel = {DIM_CELLTYPE: track[0], DIM_ASSAY: track[1]}
-    x = sub["start"].values
+    x = sub[START].values
     fig, axes = plt.subplots(
         len(results) + 1, 1, figsize=(10, 1.3 * (len(results) + 1) + 0.5), sharex=True, sharey=True
     )
@@ -204,6 +202,6 @@ def _plot_methods_locus(ds, results, track, locus, plt):
         ax.fill_between(x, values, step="post", color="tab:green")
         ax.set_ylabel(name, rotation=0, ha="right", fontsize=8)
     axes[0].set_title(f"{track[0]} {track[1]}, out-of-fold imputations at {locus}")
-    axes[-1].set_xlabel(f"{sub['chrom'].values[0]} position (bp)")
+    axes[-1].set_xlabel(f"{sub[CHROM].values[0]} position (bp)")
     fig.tight_layout()
     return fig

@@ -4,7 +4,7 @@ A mask is a boolean :class:`xarray.DataArray` along ``position`` (with the ``chr
 ``start`` coordinates of the compendium it was built for): True where a 25-bp bin overlaps at
 least one interval, in base pairs (bin ``[start, start + 25)`` overlaps the 0-based half-open
 interval ``[lo, hi)`` when ``start < hi`` and ``start + 25 > lo``). Such masks restrict the
-region-specific measures of :mod:`avocado_xr.metrics` (MSEprom, MSEgene, MSEenh).
+region-specific measures of :mod:`avocado_xr.evaluation.metrics` (MSEprom, MSEgene, MSEenh).
 
 Shipped annotations: :func:`pilot_annotations` builds promoters and gene bodies over the ENCODE
 pilot regions from the GENCODE-derived gene bounds in the package data
@@ -17,18 +17,16 @@ FANTOM5 enhancers lifted to hg38) through :func:`enhancers`.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .exceptions import AvocadoXrError
-from .variables import CHROM, DIM_POSITION, RESOLUTION, START
+from ..assembly import package_data
+from ..bed import BedLike, bed_label, read_bed
+from ..exceptions import AnnotationError
+from ..variables import CHROM, DIM_POSITION, RESOLUTION, START
 
 __all__ = [
-    "AnnotationError",
     "PILOT_GENES",
     "enhancers",
     "gene_bodies",
@@ -41,101 +39,6 @@ __all__ = [
 
 #: package data file with the GENCODE gene bounds (hg19, with strand) of the pilot regions
 PILOT_GENES = "pilot_genes.hg19.bed"
-_BED_COLUMNS = ("chrom", "start", "end", "name", "score", "strand")
-
-BedLike = str | os.PathLike | pd.DataFrame
-
-
-class AnnotationError(AvocadoXrError, ValueError):
-    """A BED file or interval table is malformed or does not match the compendium."""
-
-
-def read_bed(bed: BedLike, *, strand: bool = False) -> pd.DataFrame:
-    """Read a BED file (or check a DataFrame) into ``chrom``, ``start``, ``end`` (+ ``strand``).
-
-    Lines that are empty or start with ``#``, ``track`` or ``browser`` are skipped; fields are
-    tab-separated; coordinates are 0-based half-open. Columns beyond the sixth are ignored.
-
-    Parameters
-    ----------
-    bed : str, path or pandas.DataFrame
-        A BED file, or a DataFrame with columns ``chrom``, ``start``, ``end`` (and ``strand``).
-    strand : bool
-        Require a sixth column (``strand``) whose values are ``+`` or ``-``. Default is False.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns ``chrom`` (str), ``start``, ``end`` (int64) and, with ``strand=True``,
-        ``strand``.
-
-    Raises
-    ------
-    AnnotationError
-        Too few columns, non-integer or negative coordinates, ``end < start``, or (with
-        ``strand=True``) a strand other than ``+``/``-``; the message names the line.
-
-    Examples
-    --------
-    >>> import io
-    >>> read_bed(io.StringIO("chr1\\t100\\t200\\tg1\\t0\\t-\\n"), strand=True)
-      chrom  start  end strand
-    0  chr1    100  200      -
-    """
-    need = 6 if strand else 3
-    wanted = ["chrom", "start", "end"] + (["strand"] if strand else [])
-    if isinstance(bed, pd.DataFrame):
-        df, label = bed, "the interval table"
-        missing = [c for c in wanted if c not in df.columns]
-        if missing:
-            raise AnnotationError(
-                f"The interval table has no column(s) {missing}; it needs {wanted}."
-            )
-        lines = None
-    else:
-        label = _label(bed)
-        text = bed.read() if hasattr(bed, "read") else Path(os.fspath(bed)).read_text()
-        rows, lines = [], []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip() or line.startswith(("#", "track", "browser")):
-                continue
-            fields = line.rstrip("\n").split("\t")
-            if len(fields) < need:
-                raise AnnotationError(
-                    f"Line {number} of {label} has {len(fields)} column(s) but "
-                    f"{need} are needed ({', '.join(_BED_COLUMNS[:need])}): {line!r}."
-                )
-            rows.append(fields[:need])
-            lines.append(number)
-        df = pd.DataFrame(rows, columns=list(_BED_COLUMNS[:need]))
-    out = pd.DataFrame({"chrom": df["chrom"].astype(str).to_numpy()})
-    for col in ("start", "end"):
-        values = pd.to_numeric(df[col], errors="coerce")
-        bad = np.flatnonzero(values.isna().to_numpy() | (values.to_numpy() % 1 != 0))
-        if len(bad):
-            where = f"line {lines[bad[0]]}" if lines else f"row {bad[0]}"
-            raise AnnotationError(
-                f"Column {col!r} of {label} at {where} is not an integer: {df[col].iloc[bad[0]]!r}."
-            )
-        out[col] = values.to_numpy().astype(np.int64)
-    bad = np.flatnonzero((out["start"] < 0) | (out["end"] < out["start"]))
-    if len(bad):
-        row = out.iloc[bad[0]]
-        where = f"line {lines[bad[0]]}" if lines else f"row {bad[0]}"
-        raise AnnotationError(
-            f"Interval {row.chrom}:{row.start}-{row.end} at {where} of {label} is invalid; "
-            "BED needs 0 <= start <= end."
-        )
-    if strand:
-        out["strand"] = df["strand"].astype(str).to_numpy()
-        bad = np.flatnonzero(~out["strand"].isin(["+", "-"]).to_numpy())
-        if len(bad):
-            where = f"line {lines[bad[0]]}" if lines else f"row {bad[0]}"
-            raise AnnotationError(
-                f"Strand {out['strand'].iloc[bad[0]]!r} at {where} of {label} is not '+' or "
-                "'-'; promoters need the strand of every TSS (drop or fix unstranded lines)."
-            )
-    return out
 
 
 def _coords(ds) -> tuple[np.ndarray, np.ndarray, int]:
@@ -203,14 +106,6 @@ def _as_dataarray(mask: np.ndarray, chrom, start, name: str, attrs: dict) -> xr.
     )
 
 
-def _label(bed: BedLike) -> str:
-    if isinstance(bed, pd.DataFrame):
-        return "the interval table"
-    if hasattr(bed, "read"):
-        return repr(getattr(bed, "name", "the BED text"))
-    return repr(os.fspath(bed))
-
-
 def intervals_mask(
     bed_or_df: BedLike, ds, *, strict: bool = False, name: str = "intervals"
 ) -> xr.DataArray:
@@ -258,7 +153,7 @@ def intervals_mask(
         table["chrom"].to_numpy(),
         resolution,
         strict,
-        _label(bed_or_df),
+        bed_label(bed_or_df),
     )
     return _as_dataarray(mask, chrom, start, name, {"intervals": len(table)})
 
@@ -328,7 +223,7 @@ def promoters(
         table["chrom"].to_numpy(),
         resolution,
         strict,
-        _label(tss_bed),
+        bed_label(tss_bed),
     )
     attrs = {"upstream": upstream, "downstream": downstream, "tss": len(table)}
     return _as_dataarray(mask, chrom, start, "promoter", attrs)
@@ -367,9 +262,7 @@ def enhancers(bed: BedLike, ds, *, strict: bool = False) -> xr.DataArray:
 
 def pilot_genes_file() -> str:
     """Path of the shipped GENCODE gene bounds over the ENCODE pilot regions (hg19)."""
-    from .datasets import _data_file
-
-    return str(_data_file(PILOT_GENES))
+    return str(package_data(PILOT_GENES))
 
 
 def pilot_annotations(ds, *, upstream: int = 2000, downstream: int = 0) -> xr.Dataset:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import warnings
 from dataclasses import dataclass
 
 import dask
@@ -12,24 +11,24 @@ import numpy as np
 import torch
 import xarray as xr
 
-from ._compat import TORCH_LOCK
-from .compendium import DEFAULT_POSITION_CHUNK
-from .exceptions import ChunkingError, DimensionError
-from .network import AvocadoHead, with_average
-from .sampler import average_of_others
-from .variables import (
+from .._compat import TORCH_LOCK
+from ..average import average_block
+from ..compendium import position_chunks
+from ..exceptions import DimensionError
+from ..imputation import imputation_result
+from ..variables import (
     CHROM,
     DIM_ASSAY,
     DIM_CELLTYPE,
     DIM_POSITION,
-    IMPUTED,
     OBSERVED,
     SIGNAL,
     START,
     check_names,
 )
+from .network import AvocadoHead, with_average
 
-__all__ = ["impute", "ImputeState"]
+__all__ = ["ImputeState", "impute"]
 
 #: positions pushed through the network at once inside a block (bounds task memory)
 _SUB_BATCH = 16_384
@@ -96,27 +95,9 @@ def _impute_block(
     """One output block. ``signal``/``observed`` (the input compendium) feed the average;
     ``rows`` = (cell type rows, assay columns) of the requested tracks in that compendium."""
     index = index.reshape(-1)
-    averages = None
-    if signal is not None:
-        averages = block_averages(signal, observed, *rows)
+    averages = None if signal is None else average_block(signal, observed, *rows)
     with TORCH_LOCK:
         return state.predict_block(index, celltypes, assays, averages)
-
-
-def block_averages(signal, observed, celltypes, assays) -> np.ndarray:
-    """Average of each requested track's assay over the other observed cell types.
-
-    ``celltypes``/``assays`` index rows/columns of ``signal`` (cell type, assay, position) and
-    ``observed``; a cell type's own track is left out.
-    """
-    out = np.empty((len(celltypes), len(assays), signal.shape[-1]), dtype=np.float32)
-    for j, a in enumerate(assays):
-        donors = np.flatnonzero(observed[:, a])
-        total = signal[donors, a].astype(np.float64).sum(0)
-        for i, c in enumerate(celltypes):
-            own = signal[c, a] if observed[c, a] else None
-            out[i, j] = average_of_others(total, len(donors), own)
-    return out
 
 
 def impute(
@@ -178,7 +159,7 @@ def impute(
         ds = xr.Dataset(coords={CHROM: (DIM_POSITION, chrom), START: (DIM_POSITION, start)})
         merge = False
     index = model.layout.locate(np.asarray(ds[CHROM].values), np.asarray(ds[START].values))
-    chunks = _position_chunks(ds, position_chunk)
+    chunks = position_chunks(ds, position_chunk)
     state = dask.delayed(ImputeState.from_net(model.net), pure=True, traverse=False)
     c_idx = [model.celltypes.index(c) for c in celltypes]
     a_idx = [model.assays.index(a) for a in assays]
@@ -199,37 +180,7 @@ def impute(
         meta=np.empty((0, 0, 0), dtype=np.float32),
         name="avocado-impute-" + dask.base.tokenize(index, state, c_idx, a_idx, chunks, *args[2:]),
     )
-    imputed = imputation_dataset(data, celltypes, assays, ds, model.attrs)
-    if not merge:
-        return imputed.to_dataset().assign_attrs(model.attrs)
-    out = ds
-    if DIM_CELLTYPE in ds.dims or DIM_ASSAY in ds.dims:
-        out = ds.sel(
-            {k: v for k, v in ((DIM_CELLTYPE, celltypes), (DIM_ASSAY, assays)) if k in ds.dims}
-        )
-    if IMPUTED in out:
-        warnings.warn("Overwriting the existing 'imputed' variable.", UserWarning, stacklevel=2)
-    out = out.assign({IMPUTED: imputed})
-    return out.assign_attrs({**ds.attrs, **model.attrs})
-
-
-def imputation_dataset(data, celltypes, assays, ds: xr.Dataset, attrs: dict) -> xr.DataArray:
-    """Label a (celltype, assay, position) array of imputations with ``ds``'s coordinates.
-
-    Returns the ``imputed`` DataArray, with ``attrs`` (provenance) on it.
-    """
-    return xr.DataArray(
-        data,
-        dims=(DIM_CELLTYPE, DIM_ASSAY, DIM_POSITION),
-        coords={
-            DIM_CELLTYPE: np.asarray(celltypes, dtype=object),
-            DIM_ASSAY: np.asarray(assays, dtype=object),
-            CHROM: ds[CHROM].variable,
-            START: ds[START].variable,
-        },
-        attrs={"long_name": "imputed arcsinh(-log10 p)", **attrs},
-        name=IMPUTED,
-    )
+    return imputation_result(data, celltypes, assays, ds, model.attrs, merge=merge)
 
 
 def _average_inputs(ds, celltypes, assays, chunks) -> list:
@@ -249,13 +200,3 @@ def _average_inputs(ds, celltypes, assays, chunks) -> list:
         signal = da.from_array(signal, chunks=(-1, -1, chunks), name=False)
     signal = signal.rechunk((-1, -1, chunks))
     return [signal, np.asarray(ds[OBSERVED].transpose(DIM_CELLTYPE, DIM_ASSAY).values)]
-
-
-def _position_chunks(ds: xr.Dataset, position_chunk: int | None) -> tuple[int, ...]:
-    n = ds.sizes[DIM_POSITION]
-    if position_chunk is None and SIGNAL in ds and isinstance(ds[SIGNAL].data, da.Array):
-        return ds[SIGNAL].data.chunks[ds[SIGNAL].dims.index(DIM_POSITION)]
-    size = int(position_chunk or DEFAULT_POSITION_CHUNK)
-    if size < 1:
-        raise ChunkingError(f"position_chunk must be positive, got {size}")
-    return tuple(min(size, n - lo) for lo in range(0, n, size))

@@ -1,0 +1,18 @@
+"""The Avocado model: network, optimiser, sampler, training, imputation, factors, persistence.
+
+- :mod:`.network`: the multi-scale embeddings and the ReLU network (PyTorch).
+- :mod:`.optim`: row-wise lazy Adam for the genome tables.
+- :mod:`.sampler`: the paper's epoch, drawn block by block from a (zarr) compendium.
+- :mod:`.train`: :func:`fit`.
+- :mod:`.impute`: :func:`impute`, lazy and blockwise.
+- :mod:`.factors`: :func:`factors`, the learned embeddings as a labelled Dataset.
+- :mod:`.persistence`: the model-directory format (JSON + tensors, checksummed).
+- :mod:`.avocado`: :class:`AvocadoModel`, :func:`save_model`, :func:`load_model`.
+"""
+
+from .avocado import AvocadoModel, load_model, save_model
+from .factors import factors
+from .impute import impute
+from .train import fit
+
+__all__ = ["AvocadoModel", "factors", "fit", "impute", "load_model", "save_model"]
