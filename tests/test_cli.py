@@ -15,12 +15,30 @@ import avocado_xr as ax
 from avocado_xr.cli import main
 
 
-@pytest.mark.parametrize("command", ["demo", "fit", "impute", "ingest", "export-bigwig"])
+@pytest.mark.parametrize(
+    "command", ["demo", "fit", "impute", "evaluate", "ingest", "export-bigwig"]
+)
 def test_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])
     assert exit_info.value.code == 0
     assert "usage: avocado-xr " + command in capsys.readouterr().out
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"avocado-xr {ax.__version__}"
+
+
+def test_progress_in_a_log_is_one_line_per_epoch(capsys):
+    """Off a terminal (CI, batch jobs) verbose training prints a line per epoch, no redraws."""
+    ds = ax.testing.simulate_compendium(n_positions=2_000, seed=0)
+    ax.fit(ds, epochs=3, verbose=True, n_layers=1, n_nodes=8, batch_size=100, device="cpu")
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split()[:2] for line in lines] == [["epochs", f"{k}/3"] for k in (1, 2, 3)]
+    assert all("\r" not in line and "loss=" in line for line in lines)
 
 
 def test_console_script_is_installed():

@@ -6,22 +6,9 @@ import numpy as np
 import pytest
 
 import avocado_xr as ax
-from avocado_xr.model.sampler import BlockSampler
 
 SMALL = {"n_layers": 1, "n_nodes": 32, "batch_size": 1_000, "device": "cpu"}
 HIDDEN = ("E065", "H3K4me3")
-
-
-def test_sampler_average_is_the_mean_of_the_other_cell_types(sample):
-    train = sample.avocado.mask([HIDDEN, ("E003", "H3K27me3")])
-    sampler = BlockSampler(train, block_size=20_000, batch_size=5_000, average=True)
-    batch = next(sampler.epoch(np.random.default_rng(0)))
-    signal = train.signal.values
-    observed = train.observed.values
-    for k in range(0, len(batch), 97):
-        c, a, p = batch.celltype[k], batch.assay[k], batch.position[k]
-        donors = [i for i in range(5) if observed[i, a] and i != c]
-        assert batch.average[k] == pytest.approx(signal[donors, a, p].mean(), rel=1e-5, abs=1e-6)
 
 
 @pytest.mark.parametrize("average", ["input", "residual"])

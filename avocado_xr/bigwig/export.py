@@ -10,12 +10,15 @@ transform (back to -log10 p). Re-ingesting an exported file with
 
 from __future__ import annotations
 
+import importlib.util
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
+from .._progress import progress
 from ..assembly import KNOWN_GENOMES, Genome, GenomeLike, genome_sizes
 from ..exceptions import ExportError
 from ..genome import segment_runs
@@ -184,10 +187,8 @@ def to_bigwig(
     ({'chr1': 5000, 'chr2': 5000}, (0, 25))
     >>> bw.close()
     """
-    try:
-        import pyBigWig
-    except ImportError as err:  # pragma: no cover - a dev dependency
-        raise ImportError("Writing bigWig files needs pyBigWig: pip install pyBigWig") from err
+    if importlib.util.find_spec("pyBigWig") is None:  # pragma: no cover - a dev dependency
+        raise ImportError("Writing bigWig files needs pyBigWig: pip install 'avocado-xr[bigwig]'")
     da, observed = _pick(data, variable)
     extra = [d for d in da.dims if d not in (DIM_CELLTYPE, DIM_ASSAY, DIM_POSITION)]
     if DIM_POSITION not in da.dims or extra:
@@ -228,81 +229,79 @@ def to_bigwig(
     if block is None:
         chunks = da.chunksizes.get(DIM_POSITION) if da.chunks is not None else None
         block = int(chunks[0]) if chunks else DEFAULT_POSITION_CHUNK
-    n = da.sizes[DIM_POSITION]
-    for first in range(0, len(tracks), max_open_files):
-        group = list(range(first, min(first + max_open_files, len(tracks))))
-        _write_group(
-            pyBigWig,
-            da,
-            tracks,
-            paths,
-            group,
-            header,
-            genome,
-            chrom,
-            start,
-            n,
-            block,
-            inverse_transform,
-            progress,
-        )
+    export = _Export(da, header, genome.sizes, chrom, start, block, inverse_transform, progress)
+    targets = [(path, selection) for path, (_, _, selection) in zip(paths, tracks, strict=True)]
+    for first in range(0, len(targets), max_open_files):
+        export.write(targets[first : first + max_open_files])
     return paths
 
 
-def _write_group(
-    pyBigWig,
-    da,
-    tracks,
-    paths,
-    group,
-    header,
-    genome,
-    chrom,
-    start,
-    n,
-    block,
-    inverse_transform,
-    progress,
-):
-    tmp = [paths[k].with_name(paths[k].name + ".partial") for k in group]
-    handles = []
-    try:
-        for path in tmp:
-            bw = pyBigWig.open(str(path), "w")
-            bw.addHeader(header, maxZooms=10)
-            handles.append(bw)
-        sub = da
-        if DIM_CELLTYPE in da.dims or DIM_ASSAY in da.dims:
-            sub = xr.concat([da.sel(tracks[k][2]) for k in group], dim="_track")
-        else:
-            sub = da.expand_dims("_track")
-        starts = range(0, n, block)
-        if progress:
-            from tqdm.auto import tqdm
+@dataclass(frozen=True)
+class _Export:
+    """What every group of tracks is written with: the data, header, coordinates, options."""
 
-            starts = tqdm(starts, desc="export-bigwig", unit="block")
-        for lo in starts:
-            hi = min(lo + block, n)
-            values = np.asarray(sub.isel({DIM_POSITION: slice(lo, hi)}).values, dtype=np.float64)
-            if inverse_transform:
-                values = np.sinh(values)
-            values = values.astype(np.float32)
-            first, length = segment_runs(chrom[lo:hi], start[lo:hi])
-            for a, b in zip(first.tolist(), (first + length).tolist(), strict=True):
-                c = str(chrom[lo + a])
-                for row, bw in enumerate(handles):
-                    _add_run(bw, c, start[lo + a : lo + b], values[row, a:b], genome.sizes[c])
-        for bw in handles:
-            bw.close()
+    data: xr.DataArray
+    header: list
+    sizes: dict
+    chrom: np.ndarray
+    start: np.ndarray
+    block: int
+    inverse_transform: bool
+    progress: bool
+
+    def write(self, targets: list[tuple[Path, dict]]) -> None:
+        """Write one bigWig per ``(path, selection)`` in one pass over the positions.
+
+        Files are written under ``<name>.partial`` and renamed when complete, so an
+        interrupted export never leaves a file that looks finished.
+        """
+        import pyBigWig
+
+        tmp = [path.with_name(path.name + ".partial") for path, _ in targets]
+        for path in tmp:  # pyBigWig crashes on a file it cannot create: check first
+            try:
+                path.touch()
+            except OSError as err:
+                raise ExportError(
+                    f"Cannot write {path.parent}: {err.strerror}; pass a writable folder."
+                ) from err
         handles = []
-        for path, final in zip(tmp, [paths[k] for k in group], strict=True):
-            os.replace(path, final)
-    finally:
-        for bw in handles:
-            bw.close()
-        for path in tmp:
-            if path.exists():
-                path.unlink()
+        try:
+            for path in tmp:
+                bw = pyBigWig.open(str(path), "w")
+                bw.addHeader(self.header, maxZooms=10)
+                handles.append(bw)
+            data = self.data
+            if DIM_CELLTYPE in data.dims or DIM_ASSAY in data.dims:
+                sub = xr.concat([data.sel(selection) for _, selection in targets], dim="_track")
+            else:
+                sub = data.expand_dims("_track")
+            n = data.sizes[DIM_POSITION]
+            for lo in progress(
+                range(0, n, self.block), desc="export-bigwig", verbose=self.progress, outer=False
+            ):
+                hi = min(lo + self.block, n)
+                values = np.asarray(sub.isel({DIM_POSITION: slice(lo, hi)}).values, np.float64)
+                if self.inverse_transform:
+                    values = np.sinh(values)
+                values = values.astype(np.float32)
+                chrom, start = self.chrom[lo:hi], self.start[lo:hi]
+                first, length = segment_runs(chrom, start)
+                for a, b in zip(first.tolist(), (first + length).tolist(), strict=True):
+                    c = str(chrom[a])
+                    for row, bw in enumerate(handles):
+                        _add_run(bw, c, start[a:b], values[row, a:b], self.sizes[c])
+            for bw in handles:
+                bw.close()
+            handles = []
+            for path, (final, _) in zip(tmp, targets, strict=True):
+                os.replace(path, final)
+        finally:
+            for bw in handles:
+                bw.close()
+            for path in tmp:
+                if path.exists():
+                    path.unlink()
 
 
 def _add_run(bw, chrom: str, starts: np.ndarray, values: np.ndarray, size: int) -> None:

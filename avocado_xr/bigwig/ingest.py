@@ -51,11 +51,9 @@ from ._store import (
     write_template,
 )
 from ._store import write_values as _write_values  # module-level, so tests can intercept it
-from .chroms import check_chroms
-from .integrity import check_bigwig_file, open_bigwig
 from .manifest import is_url, read_manifest, verify_checksum
 from .options import IngestOptions
-from .reader import BigWigArray, layout_for
+from .reader import BigWigArray, file_chroms, layout_for
 
 __all__ = ["ON_ERROR", "IngestReport", "ingest"]
 
@@ -328,20 +326,14 @@ def _prepare(job: _Job) -> _Plan:
                     return _Plan(False, absent=True, reason="absent")
                 return _Plan(False, reason=f"{path}: no such file")
             verify_checksum(path, job.checksum)
-        check_bigwig_file(path)
-        bw = open_bigwig(path)
-        try:
-            file_chroms = dict(bw.chroms())
-        finally:
-            bw.close()
-        matched = check_chroms(
-            file_chroms,
+        opts = job.options
+        matched = file_chroms(
+            path,
             job.genome,
-            job.layout.chrom,
-            chrom_map=dict(job.options.chrom_map),
-            extra_chroms=job.options.extra_chroms,
-            missing_chroms=job.options.missing_chroms,
-            path=path,
+            job.layout,
+            chrom_map=dict(opts.chrom_map),
+            extra_chroms=opts.extra_chroms,
+            missing_chroms=opts.missing_chroms,
         )
         return _Plan(True, path=path, chroms=tuple(sorted(matched.items())))
     except (AvocadoXrError, OSError, RuntimeError, ValueError) as err:

@@ -35,7 +35,15 @@ from ..variables import CHROM, DEFAULT_POSITION_CHUNK, DIM_POSITION, RESOLUTION,
 from .chroms import check_chroms
 from .integrity import check_bigwig_file, open_bigwig
 
-__all__ = ["GAPS", "BigWigArray", "bin_means", "layout_for", "read_bigwig", "read_bins"]
+__all__ = [
+    "GAPS",
+    "BigWigArray",
+    "bin_means",
+    "file_chroms",
+    "layout_for",
+    "read_bigwig",
+    "read_bins",
+]
 
 #: how uncovered bases enter a bin's mean
 GAPS = ("missing", "zero")
@@ -196,6 +204,40 @@ class BigWigArray:
         return (type(self), (self.path, self.layout, self.chroms, self.gaps))
 
 
+def file_chroms(
+    path: str,
+    genome,
+    layout: GenomeLayout,
+    *,
+    chrom_map=None,
+    extra_chroms: str = "ignore",
+    missing_chroms: str = "missing",
+) -> dict[str, str]:
+    """Check that ``path`` is a complete bigWig whose chromosomes fit ``genome``; return the
+    genome -> file chromosome names of the layout's chromosomes the file has.
+
+    Raises
+    ------
+    BigWigReadError, ChromosomeError, ChromSizeError
+        The file is incomplete or not a bigWig, or its chromosomes contradict the genome.
+    """
+    check_bigwig_file(path)
+    bw = open_bigwig(path)
+    try:
+        sizes = dict(bw.chroms())
+    finally:
+        bw.close()
+    return check_chroms(
+        sizes,
+        genome,
+        layout.chrom,
+        chrom_map=chrom_map,
+        extra_chroms=extra_chroms,
+        missing_chroms=missing_chroms,
+        path=path,
+    )
+
+
 def layout_for(genome: GenomeLike, chroms=None, regions=None, rule: str = "avocado"):
     """The layout ingest and :func:`read_bigwig` read: ``regions`` (a BED region set) if
     given, else whole chromosomes of ``genome``."""
@@ -263,20 +305,13 @@ def read_bigwig(
     genome = genome_sizes(genome)
     layout = layout_for(genome, chroms, regions, region_rule)
     path = os.fspath(path)
-    check_bigwig_file(path)
-    bw = open_bigwig(path)
-    try:
-        file_chroms = dict(bw.chroms())
-    finally:
-        bw.close()
-    matched = check_chroms(
-        file_chroms,
+    matched = file_chroms(
+        path,
         genome,
-        layout.chrom,
+        layout,
         chrom_map=chrom_map,
         extra_chroms=extra_chroms,
         missing_chroms=missing_chroms,
-        path=path,
     )
     array = BigWigArray(path, layout, matched, gaps)
     stat = os.stat(path)
