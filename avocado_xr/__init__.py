@@ -4,7 +4,8 @@ The package is laid out by subsystem:
 
 - the data contract at the top: :mod:`.variables` (names, :func:`validate`),
   :mod:`.genome` (the position layout), :mod:`.assembly`, :mod:`.bed`, :mod:`.compendium`,
-  :mod:`.average` (the average of the other cell types), :mod:`.datasets`, :mod:`.testing`,
+  :mod:`.store` (zarr, checksummed), :mod:`.average` (the average of the other cell types),
+  :mod:`.datasets`, :mod:`.testing`,
   :mod:`.plotting`, :mod:`.config`, :mod:`.exceptions` and the ``ds.avocado`` accessor;
 - :mod:`.model`: network, optimiser, sampler, :func:`fit`, :func:`impute`, :func:`factors`,
   the model class and its files;
@@ -31,14 +32,7 @@ except ImportError:  # pragma: no cover - running from a source tree without a b
 
 from . import accessor, datasets, plotting, testing  # noqa: F401
 from .bigwig import IngestOptions, ingest, read_bigwig, to_bigwig
-from .compendium import (
-    make_compendium,
-    mask,
-    observed_pairs,
-    open_compendium,
-    region,
-    save_compendium,
-)
+from .compendium import make_compendium, mask, observed_pairs, region
 from .config import AvocadoConfig
 from .evaluation import (
     AutoencoderModel,
@@ -55,6 +49,7 @@ from .evaluation import (
 from .exceptions import AvocadoXrError, AvocadoXrWarning
 from .genome import GenomeLayout
 from .model import AvocadoModel, factors, fit, impute, load_model, save_model
+from .store import open_compendium, save_compendium, verify_store
 from .variables import validate
 
 __all__ = [
@@ -93,4 +88,5 @@ __all__ = [
     "testing",
     "to_bigwig",
     "validate",
+    "verify_store",
 ]

@@ -50,7 +50,7 @@ class AvocadoAccessor:
 
     def to_zarr(self, store, **kwargs):
         """See :func:`avocado_xr.save_compendium`."""
-        from .compendium import save_compendium
+        from .store import save_compendium
 
         return save_compendium(self._obj, store, **kwargs)
 

@@ -1,14 +1,11 @@
-"""Build, store, open and reshape compendium Datasets.
+"""Build and reshape compendium Datasets: make, mask, select a region, block sizes.
 
-A compendium is the labelled ``celltype x assay x position`` tensor of DESIGN.md, section 1.
-On zarr it is chunked one track by one position block, so that unobserved tracks are never
-written (zarr skips chunks that hold only the NaN fill value) and a block of positions is read
-for all observed tracks with one chunk read per track.
+A compendium is the labelled ``celltype x assay x position`` tensor of DESIGN.md, section 1;
+:mod:`avocado_xr.store` writes and opens it on zarr.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Sequence
 
 import dask.array as da
@@ -17,7 +14,7 @@ import pandas as pd
 import xarray as xr
 
 from . import __version__
-from .exceptions import ChunkingError, InvalidSignalError, RegionError, StoreError
+from .exceptions import ChunkingError, RegionError
 from .genome import chrom_labels, parse_region
 from .variables import (
     CHROM,
@@ -30,18 +27,11 @@ from .variables import (
     SIGNAL,
     START,
     check_names,
+    check_pairs,
     validate,
 )
 
-__all__ = [
-    "make_compendium",
-    "mask",
-    "observed_pairs",
-    "open_compendium",
-    "position_chunks",
-    "region",
-    "save_compendium",
-]
+__all__ = ["make_compendium", "mask", "observed_pairs", "position_chunks", "region"]
 
 
 def make_compendium(
@@ -141,16 +131,11 @@ def mask(ds: xr.Dataset, pairs: Iterable[tuple[str, str]]) -> xr.Dataset:
     True
     """
     validate(ds)
-    pairs = [tuple(p) for p in pairs]
+    pairs = check_pairs(pairs, "mask()")
     hide = np.zeros(ds[OBSERVED].shape, dtype=bool)
     celltypes = list(ds.indexes[DIM_CELLTYPE])
     assays = list(ds.indexes[DIM_ASSAY])
     for pair in pairs:
-        if len(pair) != 2:
-            raise InvalidSignalError(
-                f"mask() takes a list of (celltype, assay) pairs, got {pair!r} in it; "
-                "e.g. mask(ds, [('E065', 'H3K4me3')])."
-            )
         (celltype,) = check_names(pair[0], celltypes, DIM_CELLTYPE)
         (assay,) = check_names(pair[1], assays, DIM_ASSAY)
         hide[celltypes.index(celltype), assays.index(assay)] = True
@@ -195,103 +180,6 @@ def region(ds: xr.Dataset, chrom_or_region, start: int | None = None, end: int |
             raise RegionError(f"Chromosome {chrom!r} is not in the data; known: {known}.")
         raise RegionError(f"No position of the data overlaps {chrom}:{lo}-{hi}.")
     return ds.isel({DIM_POSITION: np.flatnonzero(hit)})
-
-
-def save_compendium(
-    ds: xr.Dataset,
-    store: str | os.PathLike,
-    *,
-    position_chunk: int = DEFAULT_POSITION_CHUNK,
-    mode: str = "w-",
-    compute: bool = True,
-):
-    """Write a compendium to a zarr (format 3) store, one chunk per track and position block.
-
-    Chunks of unobserved tracks hold only NaN, the fill value, and are never written.
-
-    Parameters
-    ----------
-    ds : xarray.Dataset
-        The compendium (NumPy- or Dask-backed).
-    store : str or path
-        Target directory (``.zarr``).
-    position_chunk : int
-        Positions per chunk. Default is 131072 (2**17).
-    mode : str
-        ``"w-"`` (fail if it exists, default) or ``"w"`` (overwrite).
-    compute : bool
-        Write now (default) or return a ``dask.delayed`` object to compute later.
-    """
-    validate(ds)
-    if mode == "w-" and os.path.exists(os.fspath(store)):
-        raise StoreError(f"{os.fspath(store)!r} already exists; pass mode='w' to overwrite it.")
-    out = ds.copy()
-    for name in out.variables:
-        out[name].encoding = {}
-    out[SIGNAL] = (
-        out[SIGNAL]
-        .astype(np.float32)
-        .chunk({DIM_CELLTYPE: 1, DIM_ASSAY: 1, DIM_POSITION: position_chunk})
-    )
-    out[OBSERVED] = out[OBSERVED].load() if not _is_dask(out[OBSERVED]) else out[OBSERVED]
-    for name in (CHROM, START, DIM_CELLTYPE, DIM_ASSAY):
-        if _is_dask(out[name]):
-            raise ChunkingError(
-                f"Coordinate {name!r} is Dask-backed; load it first with ds[{name!r}].load()."
-            )
-    encoding = {
-        SIGNAL: {"chunks": (1, 1, position_chunk), "fill_value": np.float32("nan")},
-        CHROM: {"chunks": (position_chunk,)},
-        START: {"chunks": (position_chunk,)},
-    }
-    return out.to_zarr(
-        store, mode=mode, zarr_format=3, consolidated=False, encoding=encoding, compute=compute
-    )
-
-
-def open_compendium(store: str | os.PathLike, *, validate_store: bool = True) -> xr.Dataset:
-    """Open a zarr compendium lazily (Dask-backed ``signal``; coordinates in memory).
-
-    Examples
-    --------
-    >>> import tempfile, os, avocado_xr as ax
-    >>> ds = ax.testing.simulate_compendium(n_positions=1_000, seed=0)
-    >>> path = os.path.join(tempfile.mkdtemp(), "sim.zarr")
-    >>> _ = ax.save_compendium(ds, path)
-    >>> lazy = ax.open_compendium(path)
-    >>> type(lazy.signal.data).__name__
-    'Array'
-    """
-    path = os.fspath(store)
-    if not os.path.exists(path):
-        raise StoreError(
-            f"No zarr store at {path!r}; write one with save_compendium() or ingest()."
-        )
-    ds = xr.open_zarr(path, consolidated=False, zarr_format=3)
-    # small variables are read straight from the store (no Dask), the signal stays lazy
-    meta = xr.open_zarr(path, consolidated=False, zarr_format=3, chunks=None)
-    small = {name: meta[name].load() for name in (START, OBSERVED) if name in meta}
-    if CHROM in meta:
-        small[CHROM] = (DIM_POSITION, _read_chrom(meta[CHROM]))
-    ds = ds.assign(small)
-    if validate_store:
-        validate(ds)
-    ds = ds.assign_coords(
-        {
-            DIM_CELLTYPE: ds.indexes[DIM_CELLTYPE].astype(str).to_numpy(dtype=object),
-            DIM_ASSAY: ds.indexes[DIM_ASSAY].astype(str).to_numpy(dtype=object),
-        }
-    )
-    return ds
-
-
-def _read_chrom(var: xr.DataArray, step: int = 1 << 20) -> np.ndarray:
-    """Read chromosome names block by block into one object array of shared strings
-    (a genome-wide store would otherwise decode one string object per bin at once)."""
-    out = np.empty(var.shape[0], dtype=object)
-    for lo in range(0, len(out), step):
-        out[lo : lo + step] = chrom_labels(var[lo : lo + step].values)
-    return chrom_labels(out)
 
 
 def position_chunks(data, position_chunk: int | None = None) -> tuple[int, ...]:

@@ -61,9 +61,12 @@ def parse_region(region: str | tuple) -> tuple[str, int, int]:
     if isinstance(region, str):
         match = _REGION.match(region)
         if not match:
+            why = ""
+            if region.count(":") > 1:
+                why = " (a region lies on one chromosome; select each chromosome separately)"
             raise RegionError(
-                f"Cannot parse region {region!r}; write it as 'chr20:1,000,000-2,000,000' "
-                "or pass (chrom, start, end)."
+                f"Cannot parse region {region!r}{why}; write it as "
+                "'chr20:1,000,000-2,000,000' or pass (chrom, start, end)."
             )
         chrom, start, end = match.group(1), match.group(2), match.group(3)
         start, end = (int(re.sub(r"[,_]", "", v)) for v in (start, end))

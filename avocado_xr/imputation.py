@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 import xarray as xr
 
-from .exceptions import AvocadoXrWarning
+from .exceptions import AvocadoXrWarning, UnknownAssayError, UnknownCelltypeError
 from .variables import CHROM, DIM_ASSAY, DIM_CELLTYPE, DIM_POSITION, IMPUTED, START
 
 __all__ = ["imputation_result"]
@@ -60,8 +60,16 @@ def imputation_result(
     )
     if not merge:
         return imputed.to_dataset().assign_attrs(attrs)
-    out = ds
     selection = {DIM_CELLTYPE: list(celltypes), DIM_ASSAY: list(assays)}
+    for dim, names in selection.items():
+        missing = [n for n in names if dim in ds.indexes and n not in ds.indexes[dim]]
+        if missing:
+            error = UnknownCelltypeError if dim == DIM_CELLTYPE else UnknownAssayError
+            raise error(
+                f"The imputed {dim}s {missing} are not in the Dataset given, so they cannot be "
+                f"merged into it (it has {list(ds.indexes[dim])}); pass merge=False, or "
+                f"{dim}s= a subset of the Dataset's."
+            )
     out = ds.sel({k: v for k, v in selection.items() if k in ds.dims})
     if IMPUTED in out:
         warnings.warn(

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 import dask
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from .exceptions import (
@@ -33,6 +34,7 @@ __all__ = [
     "SIGNAL",
     "START",
     "check_names",
+    "check_pairs",
     "validate",
 ]
 
@@ -117,14 +119,56 @@ def validate(ds: xr.Dataset, *, check_values: bool = False) -> xr.Dataset:
         if dim not in ds.indexes:
             raise DimensionError(f"The compendium needs an index coordinate {dim!r} of names.")
         names = ds.indexes[dim]
+        if not all(isinstance(n, str) for n in names):
+            raise DimensionError(
+                f"{dim} labels must be strings, got {names.tolist()[:5]} ({names.dtype}); "
+                f"relabel with ds.assign_coords({dim}=[...names as str...])."
+            )
         if not names.is_unique:
             dup = names[names.duplicated()].tolist()
             raise DimensionError(f"Duplicate {dim} names {dup}; each {dim} must appear once.")
     if ds.sizes[DIM_POSITION] == 0:
         raise DimensionError("The compendium has no positions.")
+    _check_coordinates(ds)
     if check_values:
         _check_values(ds)
     return ds
+
+
+def _check_coordinates(ds: xr.Dataset) -> None:
+    """Bins start at >= 0 on the resolution grid and strictly increase within a chromosome,
+    whose positions are contiguous along ``position`` (a vectorised pass over ``start``)."""
+    if _is_dask(ds[START]) or _is_dask(ds[CHROM]):
+        return  # lazily opened coordinates are checked where they are read
+    start = np.asarray(ds[START].values)
+    resolution = int(ds.attrs.get("resolution", RESOLUTION))
+    chrom = np.asarray(ds[CHROM].values)
+    bad = np.flatnonzero((start < 0) | (start % resolution != 0))
+    if len(bad):
+        k = int(bad[0])
+        raise DimensionError(
+            f"Bin {k} ({chrom[k]}:{start[k]}) does not start on the {resolution}-bp grid at or "
+            "after 0; start must hold 0-based bin starts that are multiples of the resolution."
+        )
+    same = chrom[1:] == chrom[:-1]
+    bad = np.flatnonzero(same & (start[1:] <= start[:-1]))
+    if len(bad):
+        k = int(bad[0]) + 1
+        raise DimensionError(
+            f"Bins {k - 1} and {k} on {chrom[k]} start at {start[k - 1]} and {start[k]}: starts "
+            "must strictly increase within a chromosome (no duplicates); sort with "
+            "ds.sortby(['chrom', 'start']) or drop the duplicates."
+        )
+    runs = int(np.count_nonzero(~same)) + 1
+    if runs != len(pd.unique(chrom)):
+        raise DimensionError(
+            "The positions of each chromosome must be contiguous along 'position' (a "
+            "chromosome appears in more than one run); sort with ds.sortby(['chrom', 'start'])."
+        )
+
+
+def _is_dask(var) -> bool:
+    return hasattr(var.data, "dask")
 
 
 def _check_values(ds: xr.Dataset) -> None:
@@ -145,6 +189,36 @@ def _check_values(ds: xr.Dataset) -> None:
             f"Track ({celltypes[i]!r}, {assays[j]!r}) is marked unobserved but has signal values; "
             "set observed to True for it, or hide it with ds.avocado.mask()."
         )
+
+
+def check_pairs(pairs, what: str) -> list[tuple[str, str]]:
+    """``pairs`` as a list of (celltype, assay) tuples of strings, or a clear error.
+
+    Examples
+    --------
+    >>> check_pairs([("E065", "H3K4me3")], "mask")
+    [('E065', 'H3K4me3')]
+    >>> check_pairs(("E065", "H3K4me3"), "mask")
+    Traceback (most recent call last):
+    ...
+    avocado_xr.exceptions.InvalidSignalError: mask takes a list of (celltype, assay) pairs, ...
+    """
+    if isinstance(pairs, str) or (
+        isinstance(pairs, tuple) and len(pairs) == 2 and all(isinstance(p, str) for p in pairs)
+    ):
+        raise InvalidSignalError(
+            f"{what} takes a list of (celltype, assay) pairs, got {pairs!r}; write "
+            f"[{tuple(pairs) if not isinstance(pairs, str) else pairs!r}]."
+        )
+    out = []
+    for pair in pairs:
+        if isinstance(pair, str) or len(pair) != 2:
+            raise InvalidSignalError(
+                f"{what} takes (celltype, assay) pairs, got {pair!r} in the list; e.g. "
+                "[('E065', 'H3K4me3')]."
+            )
+        out.append((str(pair[0]), str(pair[1])))
+    return out
 
 
 def check_names(values: Iterable[str] | str | None, known, dim: str) -> list[str]:

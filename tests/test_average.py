@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import dask.array
 import numpy as np
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from avocado_xr.average import average_block
 from avocado_xr.evaluation.baselines import average_baseline, impute_average
-from avocado_xr.model.sampler import BlockSampler
+from avocado_xr.model.sampler import BlockSampler, ResidentSampler, TrackReader
 
 
 def brute_force(signal: np.ndarray, observed: np.ndarray) -> np.ndarray:
@@ -56,11 +57,15 @@ def test_every_caller_computes_the_same_average(sample):
         average_baseline(train, "E065", "H3K4me3").values, expected[2, 0], rtol=1e-6
     )
     # the training sampler's average input of each sample
-    sampler = BlockSampler(train, block_size=20_000, batch_size=5_000, average=True)
-    for batch in list(sampler.epoch(np.random.default_rng(0)))[:3]:
-        np.testing.assert_allclose(
-            batch.average,
-            expected[batch.celltype, batch.assay, batch.position],
-            rtol=1e-5,
-            atol=1e-6,
-        )
+    pairs = np.argwhere(observed)
+    reader = TrackReader(train, pairs, block_size=20_000)
+    cpu = torch.device("cpu")
+    for sampler in (
+        BlockSampler(reader, 5_000, cpu, average=True),
+        ResidentSampler(reader, 5_000, cpu, average=True),
+    ):
+        for batch in list(sampler.epoch(torch.Generator().manual_seed(0)))[:3]:
+            c, a, p = (t.numpy() for t in (batch.celltype, batch.assay, batch.position))
+            np.testing.assert_allclose(
+                batch.average.numpy(), expected[c, a, p], rtol=1e-5, atol=1e-6
+            )

@@ -1,14 +1,17 @@
-"""The paper's epoch, drawn lazily block by block."""
+"""The paper's epoch: resident and block samplers, on the device, in distribution."""
 
 from __future__ import annotations
 
 import dask
 import numpy as np
 import pytest
+import torch
 from _helpers import CountingScheduler
 
 import avocado_xr as ax
-from avocado_xr.model.sampler import BlockSampler
+from avocado_xr.model.sampler import BlockSampler, ResidentSampler, TrackReader, make_sampler
+
+CPU = torch.device("cpu")
 
 
 @pytest.fixture(scope="module")
@@ -16,16 +19,27 @@ def sim():
     return ax.testing.simulate_compendium(n_celltypes=5, n_assays=4, n_positions=5_000, seed=1)
 
 
+def _pairs(ds):
+    return np.argwhere(ds.observed.values)
+
+
 def _epoch(sampler, seed=0):
-    batches = list(sampler.epoch(np.random.default_rng(seed)))
-    return {
-        k: np.concatenate([getattr(b, k) for b in batches])
+    batches = list(sampler.epoch(torch.Generator().manual_seed(seed)))
+    out = {
+        k: torch.cat([getattr(b, k) for b in batches]).numpy()
         for k in ("celltype", "assay", "position", "value")
-    }, batches
+    }
+    return out, batches
 
 
-def test_epoch_visits_every_position_once_with_observed_tracks(sim):
-    sampler = BlockSampler(sim, block_size=1_200, batch_size=500)
+@pytest.mark.parametrize("kind", ["resident", "blocks", "blocks-subset"])
+def test_epoch_visits_every_position_once_with_observed_tracks(sim, kind):
+    reader = TrackReader(sim, _pairs(sim), block_size=1_200)
+    if kind == "resident":
+        sampler = ResidentSampler(reader, 500, CPU)
+    else:
+        per_block = 3 if kind == "blocks-subset" else None
+        sampler = BlockSampler(reader, 500, CPU, tracks_per_block=per_block)
     out, batches = _epoch(sampler)
     assert np.array_equal(np.sort(out["position"]), np.arange(5_000))
     assert all(len(b) <= 500 for b in batches) and len(batches) == len(sampler)
@@ -35,38 +49,71 @@ def test_epoch_visits_every_position_once_with_observed_tracks(sim):
     np.testing.assert_array_equal(
         out["value"], signal[out["celltype"], out["assay"], out["position"]]
     )
-    # every observed track is used, roughly uniformly
-    counts = np.bincount(out["celltype"] * 4 + out["assay"], minlength=20)[observed.ravel()]
-    assert counts.min() > 0.6 * counts.mean()
+    # each minibatch is listed in genome order (training's coarse-bin lookups rely on it)
+    assert all(bool((b.position[1:] > b.position[:-1]).all()) for b in batches)
 
 
-def test_minibatches_are_shuffled_within_blocks(sim):
-    sampler = BlockSampler(sim, block_size=1_000, batch_size=250)
-    _, batches = _epoch(sampler)
-    first = batches[0].position
-    assert first.max() - first.min() < 1_000  # one block at a time
-    assert first.max() - first.min() > 2 * len(first)  # a random subset of the block
-    # listed in genome order, which training relies on for its coarse-bin lookups
-    assert all(np.all(np.diff(b.position) > 0) for b in batches)
-    other, _ = _epoch(sampler, seed=1)
-    mine, _ = _epoch(sampler, seed=0)
-    assert not np.array_equal(mine["position"], other["position"])
-    again, _ = _epoch(sampler, seed=0)
-    np.testing.assert_array_equal(mine["value"], again["value"])
+@pytest.mark.parametrize("kind", ["resident", "blocks-subset"])
+def test_each_position_track_pair_has_the_right_marginal(kind):
+    """Over many epochs every (position, track) pairing occurs with probability 1/n_tracks,
+    also when a block reads only a subset of the tracks: per epoch each pairing happens with
+    probability exactly 1/n_tracks, so its count over E epochs is Binomial(E, 1/n_tracks)."""
+    ds = ax.testing.simulate_compendium(n_celltypes=3, n_assays=3, n_positions=600, seed=2)
+    pairs = _pairs(ds)
+    reader = TrackReader(ds, pairs, block_size=100)
+    if kind == "resident":
+        sampler = ResidentSampler(reader, 128, CPU)
+    else:
+        sampler = BlockSampler(reader, 128, CPU, tracks_per_block=2)
+    n_tracks, epochs = len(pairs), 300
+    counts = np.zeros((600, n_tracks))
+    track_of = np.full(ds.observed.shape, -1)
+    track_of[pairs[:, 0], pairs[:, 1]] = np.arange(n_tracks)
+    for e in range(epochs):
+        out, _ = _epoch(sampler, seed=e)
+        np.add.at(counts, (out["position"], track_of[out["celltype"], out["assay"]]), 1)
+    assert (counts.sum(1) == epochs).all()  # every position exactly once per epoch
+    p = 1 / n_tracks
+    z = (counts - epochs * p) / np.sqrt(epochs * p * (1 - p))
+    assert np.abs(z).max() < 5.5  # Bonferroni over the cells: no pairing is favoured
+    assert abs(z.mean()) < 0.1  # and none is missing on average
+    # a biased subset (e.g. always the first tracks) would put ~0 counts on the others
+    assert counts.min() > 0.3 * epochs * p
 
 
-def test_reads_one_block_per_compute_from_zarr(sim, tmp_path):
+def test_a_subset_block_reads_only_its_tracks(sim, tmp_path):
+    """The cost of a block is tracks_per_block chunk reads, whatever the number of tracks."""
     ax.save_compendium(sim, tmp_path / "sim.zarr", position_chunk=1_000)
     lazy = ax.open_compendium(tmp_path / "sim.zarr")
-    sampler = BlockSampler(lazy, batch_size=300)
-    assert sampler.block_size == 1_000  # aligned with the zarr chunks
+    reader = TrackReader(lazy, _pairs(lazy))
+    loads = []
+    original = reader.load
+    reader.load = lambda lo, hi, rows=None: loads.append(len(rows)) or original(lo, hi, rows)
+    sampler = BlockSampler(reader, 300, CPU, tracks_per_block=2)
+    list(sampler.epoch(torch.Generator().manual_seed(0)))
+    assert loads == [2] * 5
+
+
+def test_blocks_read_one_compute_each_from_zarr(sim, tmp_path):
+    ax.save_compendium(sim, tmp_path / "sim.zarr", position_chunk=1_000)
+    lazy = ax.open_compendium(tmp_path / "sim.zarr")
+    reader = TrackReader(lazy, _pairs(lazy))
+    assert reader.block_size == 1_000  # aligned with the zarr chunks
     scheduler = CountingScheduler(max_computes=10**6)
     with dask.config.set(scheduler=scheduler):
-        lazy_out, _ = _epoch(sampler)
-    assert scheduler.total_computes == len(sampler.blocks) == 5
-    eager_out, _ = _epoch(BlockSampler(sim, block_size=1_000, batch_size=300))
-    for key in eager_out:
-        np.testing.assert_array_equal(lazy_out[key], eager_out[key])
+        lazy_out, _ = _epoch(BlockSampler(reader, 300, CPU))
+    assert scheduler.total_computes == len(reader.blocks) == 5
+    eager = BlockSampler(TrackReader(sim, _pairs(sim), block_size=1_000), 300, CPU)
+    for key, value in _epoch(eager)[0].items():
+        np.testing.assert_array_equal(lazy_out[key], value)
+
+
+def test_auto_chooses_by_the_memory_budget(sim):
+    pairs = _pairs(sim)
+    small = make_sampler(sim, pairs, batch_size=100, device=CPU)
+    assert isinstance(small, ResidentSampler)
+    tight = make_sampler(sim, pairs, batch_size=100, device=CPU, resident_bytes=1_000)
+    assert isinstance(tight, BlockSampler)
 
 
 def test_block_memory_is_bounded_by_block_size(tmp_path):
@@ -80,16 +127,21 @@ def test_block_memory_is_bounded_by_block_size(tmp_path):
     ax.save_compendium(big, tmp_path / "big.zarr", position_chunk=4_000)
     store_bytes = big.signal.nbytes  # 16 MB of float32
     del big
-    sampler = BlockSampler(ax.open_compendium(tmp_path / "big.zarr"), batch_size=1_000)
-    block_bytes = 20 * sampler.block_size * 4  # 20 tracks x one block of float32
+    lazy = ax.open_compendium(tmp_path / "big.zarr")
+    sampler = BlockSampler(TrackReader(lazy, _pairs(lazy)), 1_000, CPU)
+    block_bytes = 20 * sampler.reader.block_size * 4  # 20 tracks x one block of float32
     tracemalloc.start()
-    n = sum(len(b) for b in sampler.epoch(np.random.default_rng(0)))
+    n = sum(len(b) for b in sampler.epoch(torch.Generator().manual_seed(0)))
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert n == 200_000
     assert peak < 12 * block_bytes < store_bytes / 4, (peak, block_bytes, store_bytes)
 
 
-def test_no_tracks_is_an_error(sim):
+def test_errors(sim):
     with pytest.raises(ax.AvocadoXrError, match="no observed tracks"):
-        BlockSampler(sim, pairs=[])
+        TrackReader(sim, np.zeros((0, 2), int))
+    with pytest.raises(ax.AvocadoXrError, match="tracks_per_block"):
+        BlockSampler(TrackReader(sim, _pairs(sim)), 100, CPU, tracks_per_block=0)
+    with pytest.raises(ax.AvocadoXrError, match="sampler must be"):
+        make_sampler(sim, _pairs(sim), batch_size=10, device=CPU, sampler="random")

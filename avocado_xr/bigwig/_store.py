@@ -95,7 +95,8 @@ def template_done(store: str, settings: dict) -> bool:
 def write_template(store, layout, genome, celltypes, assays, fingerprint, options, attrs):
     import dask.array as da
 
-    from ..compendium import make_compendium, save_compendium
+    from ..compendium import make_compendium
+    from ..store import save_compendium
 
     if os.path.exists(store):
         shutil.rmtree(store)

@@ -217,12 +217,15 @@ def to_bigwig(
     tracks = _track_list(da, observed)
     single = DIM_CELLTYPE not in da.dims and DIM_ASSAY not in da.dims
     out = Path(path_or_dir)
-    if single:
-        paths = [out]
-        out.parent.mkdir(parents=True, exist_ok=True)
-    else:
-        out.mkdir(parents=True, exist_ok=True)
-        paths = [out / name_template.format(celltype=c, assay=a) for c, a, _ in tracks]
+    try:
+        if single:
+            paths = [out]
+            out.parent.mkdir(parents=True, exist_ok=True)
+        else:
+            out.mkdir(parents=True, exist_ok=True)
+            paths = [out / name_template.format(celltype=c, assay=a) for c, a, _ in tracks]
+    except OSError as err:
+        raise ExportError(f"Cannot create the output folder {str(out)!r}: {err}") from err
     existing = [str(p) for p in paths if p.exists()]
     if existing and not overwrite:
         raise ExportError(f"{existing[:3]} already exist; pass overwrite=True to replace them.")
@@ -260,7 +263,8 @@ class _Export:
         tmp = [path.with_name(path.name + ".partial") for path, _ in targets]
         for path in tmp:  # pyBigWig crashes on a file it cannot create: check first
             try:
-                path.touch()
+                with open(path, "wb"):
+                    pass
             except OSError as err:
                 raise ExportError(
                     f"Cannot write {path.parent}: {err.strerror}; pass a writable folder."

@@ -103,7 +103,7 @@ class IngestReport:
 
     def open(self):
         """Open the store with :func:`avocado_xr.open_compendium`."""
-        from ..compendium import open_compendium
+        from ..store import open_compendium
 
         return open_compendium(self.store)
 

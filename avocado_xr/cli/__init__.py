@@ -14,17 +14,26 @@ import sys
 __all__ = ["build_parser", "main"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``avocado-xr fit: error: argument --epochs: ...``."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``avocado-xr`` argument parser with every subcommand."""
     from .. import __version__
     from . import bigwig, evaluate, model
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="avocado-xr",
         description="Avocado deep tensor factorization of epigenomic compendia (xarray/zarr).",
     )
     parser.add_argument("--version", action="version", version=f"avocado-xr {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
     for module in (model, evaluate, bigwig):
         module.register(sub)
     return parser

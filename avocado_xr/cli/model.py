@@ -1,9 +1,10 @@
-"""The ``demo``, ``fit`` and ``impute`` subcommands (the model subsystem)."""
+"""The ``demo``, ``fit``, ``impute`` and ``verify`` subcommands (the model subsystem)."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
 from pathlib import Path
 
@@ -17,7 +18,7 @@ DEMO_TRAINING = {**DEMO_NETWORK, "batch_size": 2_000}
 
 
 def register(sub) -> None:
-    """Add ``demo``, ``fit`` and ``impute`` to the ``avocado-xr`` subparsers."""
+    """Add ``demo``, ``fit``, ``impute`` and ``verify`` to the ``avocado-xr`` subparsers."""
     demo = sub.add_parser(
         "demo",
         help="train on the embedded real sample with one track hidden, and score the imputation",
@@ -99,6 +100,17 @@ def register(sub) -> None:
     imp.add_argument("--quiet", action="store_true")
     imp.set_defaults(func=run_impute)
 
+    ver = sub.add_parser(
+        "verify",
+        help="check every chunk of a compendium store (checksums, missing chunks, NaN)",
+        description="Read every chunk of a compendium store's observed tracks, checking their "
+        "checksums, that no chunk file is missing and that no value is NaN; print one line per "
+        "problem. Exit status 0: intact, 1: damaged.",
+    )
+    ver.add_argument("store", help="zarr compendium (from save_compendium or ingest)")
+    ver.add_argument("--quiet", action="store_true", help="no progress bar")
+    ver.set_defaults(func=run_verify)
+
 
 def run_demo(args) -> int:
     """``avocado-xr demo``."""
@@ -166,6 +178,7 @@ def run_fit(args) -> int:
     """``avocado-xr fit``."""
     import avocado_xr as ax
 
+    check_output(args.model, overwrite=args.overwrite, what="model directory")
     ds = ax.open_compendium(args.store)
     if args.mask:
         ds = ds.avocado.mask(args.mask)
@@ -188,19 +201,63 @@ def run_fit(args) -> int:
 
 
 def run_impute(args) -> int:
-    """``avocado-xr impute``."""
+    """``avocado-xr impute``: written to ``OUTPUT.partial`` and renamed when complete, so a
+    killed run leaves no store that looks finished, and a rerun starts it afresh."""
+    import shutil
+
     from dask.diagnostics import ProgressBar
 
     import avocado_xr as ax
+    from avocado_xr.store import checksummed
 
+    output = Path(args.output)
+    check_output(output, overwrite=args.overwrite, what="output store")
     model = ax.load_model(args.model)
-    ds = ax.open_compendium(args.store) if args.store else None
-    if ds is not None and args.region:
+    ds = ax.open_compendium(args.store) if args.store else model.positions()
+    if args.region:
         ds = ds.avocado.region(args.region)
     imputed = model.impute(ds, celltypes=args.celltypes, assays=args.assays, merge=False)
+    partial = output.with_name(output.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    chunks = (1, 1, imputed.imputed.data.chunksize[2])
     with contextlib.nullcontext() if args.quiet else ProgressBar(minimum=1.0):
         imputed.to_zarr(
-            args.output, mode="w" if args.overwrite else "w-", zarr_format=3, consolidated=False
+            partial,
+            mode="w-",
+            zarr_format=3,
+            consolidated=False,
+            encoding={"imputed": checksummed(chunks=chunks)},
         )
+    if output.exists():
+        shutil.rmtree(output)
+    partial.rename(output)
     print(f"Wrote imputed {dict(imputed.sizes)} to {args.output}")
     return 0
+
+
+def run_verify(args) -> int:
+    """``avocado-xr verify``."""
+    import avocado_xr as ax
+
+    problems = ax.verify_store(args.store, progress_bar=not args.quiet)
+    for line in problems:
+        print(line)
+    print(f"{args.store}: {'intact' if not problems else f'{len(problems)} problem(s)'}")
+    return 1 if problems else 0
+
+
+def check_output(path, *, overwrite: bool, what: str) -> None:
+    """Refuse, before any long work, an output that exists (without ``--overwrite``) or that
+    cannot be written."""
+    from ..exceptions import StoreError
+
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise StoreError(f"The {what} {str(path)!r} already exists; pass --overwrite.")
+    parent = path.resolve().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise StoreError(f"Cannot write the {what} {str(path)!r}: {str(parent)!r} is a file.")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise StoreError(f"Cannot write the {what} {str(path)!r}: permission denied.")

@@ -13,7 +13,7 @@ from .._compat import preserve_model_state, resolve_device
 from ..config import AvocadoConfig
 from ..exceptions import ModelFileError
 from ..genome import GenomeLayout
-from ..variables import DIM_ASSAY, DIM_CELLTYPE, check_names
+from ..variables import CHROM, DIM_ASSAY, DIM_CELLTYPE, DIM_POSITION, START, check_names
 from .network import AvocadoNet
 from .persistence import load_weights, read_model_meta, write_model_dir
 
@@ -88,6 +88,15 @@ class AvocadoModel:
             "genome": self.training_info.get("genome", "unknown"),
             "resolution": self.layout.resolution,
         }
+
+    def positions(self) -> xr.Dataset:
+        """The model's positions: a Dataset of ``chrom``/``start`` coordinates (no data),
+        e.g. to impute a region: ``model.impute(model.positions().avocado.region(...))``."""
+        chrom, start = self.layout.coords()
+        return xr.Dataset(
+            coords={CHROM: (DIM_POSITION, chrom), START: (DIM_POSITION, start)},
+            attrs={"resolution": self.layout.resolution, **self.attrs},
+        )
 
     def impute(self, ds: xr.Dataset | None = None, **kwargs) -> xr.Dataset:
         """Lazy imputation; see :func:`avocado_xr.impute` (``ds=None``: all positions)."""

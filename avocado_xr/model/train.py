@@ -14,7 +14,7 @@ import xarray as xr
 
 from .._compat import autocast, resolve_device
 from .._progress import progress
-from ..average import assay_totals, average_of_others
+from ..average import average_of_others
 from ..config import AvocadoConfig
 from ..exceptions import AvocadoXrWarning, ConfigError, InvalidSignalError
 from ..genome import GenomeLayout
@@ -26,13 +26,14 @@ from ..variables import (
     RESOLUTION,
     START,
     check_names,
+    check_pairs,
     validate,
 )
 from .avocado import AvocadoModel
 from .checkpoint import Checkpoint
 from .network import AvocadoNet, with_average
 from .optim import RowAdam
-from .sampler import BlockSampler
+from .sampler import TrackReader, make_sampler
 
 __all__ = ["fit"]
 
@@ -49,6 +50,8 @@ def fit(
     verbose: bool = False,
     checkpoint: str | os.PathLike | None = None,
     block_size: int | None = None,
+    sampler: str = "auto",
+    tracks_per_block: int | None = None,
     precision: str = "float32",
     config: AvocadoConfig | None = None,
     **hyperparameters,
@@ -84,6 +87,14 @@ def fit(
         one is refused with :class:`~avocado_xr.exceptions.CheckpointError`.
     block_size : int, optional
         Positions read per block (default: the zarr/Dask chunk size along ``position``).
+    sampler : {"auto", "resident", "blocks"}
+        How epochs are drawn (see :mod:`avocado_xr.model.sampler`): ``"resident"`` holds the
+        training tracks on the device and draws each epoch as one permutation;
+        ``"blocks"`` streams position blocks from the (zarr) compendium; ``"auto"``
+        (default) is resident when the training tracks take at most 4 GiB as float32.
+    tracks_per_block : int, optional
+        With ``sampler="blocks"``: observed tracks read per block, drawn at random, so the
+        cost of a block does not grow with the number of tracks (default: all of them).
     precision : {"float32", "bfloat16"}
         Matmul precision. ``"bfloat16"`` autocasts the network (several times faster on
         CPUs with AVX512-BF16/AMX and on GPUs). Default is "float32".
@@ -114,8 +125,10 @@ def fit(
             f"{sorted(_CONFIG_FIELDS)}."
         )
     config = (config or AvocadoConfig()).replace(**hyperparameters)
-    if epochs < 0:
-        raise ConfigError(f"epochs must be >= 0, got {epochs}")
+    if isinstance(epochs, bool) or not isinstance(epochs, int | np.integer) or epochs < 0:
+        raise ConfigError(
+            f"epochs must be an integer >= 0 (passes over the positions), got {epochs!r}"
+        )
     device = resolve_device(device)
     autocast(device, precision)  # validates precision early
 
@@ -133,19 +146,20 @@ def fit(
     layout = GenomeLayout.from_coords(
         ds[CHROM].values, ds[START].values, int(ds.attrs.get("resolution", RESOLUTION))
     )
-    sampler = BlockSampler(
+    sampler = make_sampler(
         ds,
-        pairs=train_pairs,
-        block_size=block_size,
+        train_pairs,
         batch_size=config.batch_size,
+        device=device,
+        sampler=sampler,
+        block_size=block_size,
+        tracks_per_block=tracks_per_block,
         average=config.average != "none",
     )
-    val_sampler = None
+    val_reader = None
     if held_out:
         val_idx = [(celltypes.index(c), assays.index(a)) for c, a in held_out]
-        val_sampler = BlockSampler(
-            ds, pairs=val_idx, block_size=sampler.block_size, batch_size=config.batch_size
-        )
+        val_reader = TrackReader(ds, val_idx, block_size=sampler.reader.block_size)
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -194,8 +208,8 @@ def fit(
             "seconds": seconds,
             "samples_per_second": sampler.n_positions / seconds,
         }
-        if val_sampler is not None:
-            record["val_mse"] = _validation_mse(net, val_sampler, sampler, device, precision)
+        if val_reader is not None:
+            record["val_mse"] = _validation_mse(net, val_reader, sampler, device, precision)
         history.append(record)
         epoch_bar.set_postfix(
             {k: f"{v:.4f}" for k, v in record.items() if "loss" in k or "mse" in k}
@@ -211,8 +225,7 @@ def _validation_pairs(ds, validation, celltypes, assays) -> list[tuple[str, str]
         return []
     pairs = []
     observed = ds[OBSERVED]
-    for pair in validation:
-        celltype, assay = pair
+    for celltype, assay in check_pairs(validation, "validation"):
         check_names(celltype, celltypes, DIM_CELLTYPE)
         check_names(assay, assays, DIM_ASSAY)
         if not bool(observed.sel({DIM_CELLTYPE: celltype, DIM_ASSAY: assay})):
@@ -264,55 +277,46 @@ def _gather_genome(net: AvocadoNet, rows: RowAdam, position: torch.Tensor) -> to
     )
 
 
-def _to_tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(array)).to(device, non_blocking=True)
-
-
 def _train_epoch(net, sampler, optimizers, config, device, precision, seed, epoch, verbose):
-    rng = np.random.default_rng([seed, epoch])
     net.train()
-    total, count = 0.0, 0
+    total = torch.zeros((), dtype=torch.float64, device=device)
     bar = progress(total=len(sampler), desc=f"epoch {epoch + 1}", verbose=verbose, outer=False)
+    generator = torch.Generator(device=device).manual_seed(seed * 1_000_003 + epoch)
+    dense, rows = optimizers
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed * 1_000_003 + epoch)
-        for batch in sampler.epoch(rng):
-            celltype = _to_tensor(batch.celltype, device)
-            assay = _to_tensor(batch.assay, device)
-            position = _to_tensor(batch.position, device)
-            target = _to_tensor(batch.value, device)
-            dense, rows = optimizers
+        for batch in sampler.epoch(generator):
             dense.zero_grad(set_to_none=True)
             rows.zero_grad()
-            genome = _gather_genome(net, rows, position)
-            average = None if batch.average is None else _to_tensor(batch.average, device)
+            genome = _gather_genome(net, rows, batch.position)
             with autocast(device, precision):
-                pred = net.head(celltype, assay, with_average(genome, average, config))
-            loss = torch.nn.functional.mse_loss(pred.float(), target)
+                features = with_average(genome, batch.average, config)
+                pred = net.head(batch.celltype, batch.assay, features)
+            loss = torch.nn.functional.mse_loss(pred.float(), batch.value)
             objective = loss
             if config.genome_l2:
                 objective = loss + config.genome_l2 * genome.pow(2).sum(1).mean()
             objective.backward()
             dense.step()
             rows.step()
-            total += float(loss.detach()) * len(batch)
-            count += len(batch)
+            total += loss.detach() * len(batch)  # no device sync per batch
             bar.update()
     bar.close()
-    return total / max(count, 1)
+    return float(total) / sampler.n_positions
 
 
 @torch.no_grad()
-def _validation_mse(net, sampler: BlockSampler, train: BlockSampler, device, precision) -> float:
+def _validation_mse(net, reader: TrackReader, train, device, precision) -> float:
     """Mean squared error over all positions of the held-out tracks (block by block)."""
     net.eval()
-    sse, count = 0.0, 0
-    for (lo, hi), values in sampler.iter_blocks(range(len(sampler.blocks))):
+    sse = torch.zeros((), dtype=torch.float64, device=device)
+    n_assays = net.head.assay.num_embeddings
+    for (lo, hi), _, values in reader.iter_blocks(range(len(reader.blocks))):
         position = torch.arange(lo, hi, device=device)
         genome = net.genome_features(position)
         if net.config.average != "none":
-            n_assays = net.head.assay.num_embeddings
-            sums, counts = assay_totals(train.load_block(lo, hi), train.pairs[:, 1], n_assays)
-        for k, (c, a) in enumerate(sampler.pairs):
+            sums, counts = train.assay_sums(lo, hi, n_assays)
+        for k, (c, a) in enumerate(reader.pairs):
             features = genome
             if net.config.average != "none":  # held-out tracks are not among the donors
                 average = torch.from_numpy(average_of_others(sums[a], counts[a]))
@@ -325,9 +329,8 @@ def _validation_mse(net, sampler: BlockSampler, train: BlockSampler, device, pre
                     features,
                 ).float()
             target = torch.from_numpy(values[k]).to(device)
-            sse += float(((pred - target) ** 2).sum())
-            count += n
-    return sse / count
+            sse += ((pred - target) ** 2).sum()
+    return float(sse) / (len(reader.pairs) * reader.n_positions)
 
 
 def _fingerprint(config, layout, celltypes, assays, train_pairs, seed, precision) -> dict:
