@@ -14,8 +14,9 @@ import pandas as pd
 import xarray as xr
 
 from . import __version__
-from .exceptions import ChunkingError, RegionError
-from .genome import chrom_labels, parse_region
+from .coords import genome_coords, layout_of
+from .exceptions import ChunkingError, DimensionError, RegionError
+from .genome import GenomeLayout, chrom_labels, parse_region
 from .variables import (
     CHROM,
     DEFAULT_POSITION_CHUNK,
@@ -55,8 +56,10 @@ def make_compendium(
         (NumPy or Dask).
     celltypes, assays : sequence of str
         Names along the first two axes.
-    chrom, start : array_like
-        Chromosome and 0-based start (bp) of each 25-bp bin.
+    chrom, start : array_like, or GenomeLayout and None
+        Chromosome and 0-based start (bp) of each 25-bp bin; or a
+        :class:`~avocado_xr.genome.GenomeLayout` as ``chrom`` (and ``start=None``). Either way
+        the coordinates are served lazily by a :class:`~avocado_xr.coords.GenomeIndex`.
     observed : array_like of bool, optional
         Which experiments exist. Default: tracks that are not entirely NaN (this computes a
         Dask-backed ``signal``, so pass it explicitly for large inputs).
@@ -78,6 +81,13 @@ def make_compendium(
     """
     if observed is None:
         observed = ~np.asarray(np.isnan(signal).all(axis=-1))
+    if isinstance(chrom, GenomeLayout):
+        layout = chrom
+    else:
+        start = np.asarray(start, dtype=np.int64)
+        if start.size and start.min() < 0:
+            raise DimensionError(f"Bin starts must be >= 0 (0-based bp), got {start.min()}.")
+        layout = GenomeLayout.from_coords(chrom_labels(chrom), start, RESOLUTION)
     ds = xr.Dataset(
         {
             SIGNAL: ((DIM_CELLTYPE, DIM_ASSAY, DIM_POSITION), signal),
@@ -86,8 +96,6 @@ def make_compendium(
         coords={
             DIM_CELLTYPE: np.asarray(celltypes, dtype=object),
             DIM_ASSAY: np.asarray(assays, dtype=object),
-            CHROM: (DIM_POSITION, chrom_labels(chrom)),
-            START: (DIM_POSITION, np.asarray(start, dtype=np.int64)),
         },
         attrs={
             "resolution": RESOLUTION,
@@ -96,14 +104,14 @@ def make_compendium(
             "source": source or f"avocado_xr-{__version__}",
             **(attrs or {}),
         },
-    )
+    ).assign_coords(genome_coords(layout))
     return validate(ds)
 
 
 def observed_pairs(ds: xr.Dataset) -> list[tuple[str, str]]:
     """The (celltype, assay) names of the observed experiments, in array order."""
     observed = np.asarray(ds[OBSERVED].values)
-    celltypes, assays = ds.indexes[DIM_CELLTYPE], ds.indexes[DIM_ASSAY]
+    celltypes, assays = ds.get_index(DIM_CELLTYPE), ds.get_index(DIM_ASSAY)
     return [(str(celltypes[i]), str(assays[j])) for i, j in zip(*np.nonzero(observed), strict=True)]
 
 
@@ -133,8 +141,8 @@ def mask(ds: xr.Dataset, pairs: Iterable[tuple[str, str]]) -> xr.Dataset:
     validate(ds)
     pairs = check_pairs(pairs, "mask()")
     hide = np.zeros(ds[OBSERVED].shape, dtype=bool)
-    celltypes = list(ds.indexes[DIM_CELLTYPE])
-    assays = list(ds.indexes[DIM_ASSAY])
+    celltypes = list(ds.get_index(DIM_CELLTYPE))
+    assays = list(ds.get_index(DIM_ASSAY))
     for pair in pairs:
         (celltype,) = check_names(pair[0], celltypes, DIM_CELLTYPE)
         (assay,) = check_names(pair[1], assays, DIM_ASSAY)
@@ -170,6 +178,17 @@ def region(ds: xr.Dataset, chrom_or_region, start: int | None = None, end: int |
         chrom, lo, hi = parse_region(chrom_or_region)
     else:
         chrom, lo, hi = parse_region((chrom_or_region, start, end))
+    layout = layout_of(ds)
+    if layout is not None:  # O(segments)
+        ranges = layout.interval(chrom, lo, hi)
+        if not ranges:
+            if chrom not in layout.chrom:
+                known = sorted(set(layout.chrom))
+                raise RegionError(f"Chromosome {chrom!r} is not in the data; known: {known}.")
+            raise RegionError(f"No position of the data overlaps {chrom}:{lo}-{hi}.")
+        if len(ranges) == 1:
+            return ds.isel({DIM_POSITION: slice(*ranges[0])})
+        return ds.isel({DIM_POSITION: np.concatenate([np.arange(*r) for r in ranges])})
     res = int(ds.attrs.get("resolution", RESOLUTION))
     chroms = np.asarray(ds[CHROM].values)
     starts = np.asarray(ds[START].values)
@@ -208,7 +227,3 @@ def position_chunks(data, position_chunk: int | None = None) -> tuple[int, ...]:
     size = int(position_chunk or DEFAULT_POSITION_CHUNK)
     n = int(data.shape[-1]) if n is None else n
     return tuple(min(size, n - lo) for lo in range(0, n, size))
-
-
-def _is_dask(obj) -> bool:
-    return isinstance(getattr(obj, "data", None), da.Array)

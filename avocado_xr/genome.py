@@ -217,6 +217,24 @@ class GenomeLayout:
     resolution: int = RESOLUTION
     chrom_sizes: tuple[tuple[str, int], ...] | None = None
 
+    def __post_init__(self):
+        """Canonical form: segments are maximal runs (contiguous neighbours are merged), so
+        equal positions give equal layouts however they were built or sliced."""
+        chrom, start, n_bins = [], [], []
+        for c, s, n in zip(self.chrom, self.start, self.n_bins, strict=True):
+            if n <= 0:
+                continue
+            if chrom and chrom[-1] == c and start[-1] + n_bins[-1] * self.resolution == s:
+                n_bins[-1] += int(n)
+            else:
+                chrom.append(str(c))
+                start.append(int(s))
+                n_bins.append(int(n))
+        if len(chrom) != len(self.chrom):
+            object.__setattr__(self, "chrom", tuple(chrom))
+            object.__setattr__(self, "start", tuple(start))
+            object.__setattr__(self, "n_bins", tuple(n_bins))
+
     # ------------------------------------------------------------------ constructors
 
     @classmethod
@@ -376,6 +394,123 @@ class GenomeLayout:
             if a < b:
                 out.append((c, s + (a - int(off)) * self.resolution, b - a, a - lo, sizes.get(c)))
         return out
+
+    def check(self) -> GenomeLayout:
+        """Check the compendium rules in O(segments): bins at or after 0, increasing and
+        unique within a chromosome, and each chromosome's positions contiguous along
+        ``position``. Returns the layout.
+
+        Raises
+        ------
+        DimensionError
+            The rule broken and where, with how to fix it.
+        """
+        from .exceptions import DimensionError
+
+        seen: dict[str, int] = {}
+        previous = None
+        for k, (c, s, n) in enumerate(zip(self.chrom, self.start, self.n_bins, strict=True)):
+            if s < 0:
+                raise DimensionError(
+                    f"A bin starts at {c}:{s}; bin starts are 0-based bp, so they must be >= 0."
+                )
+            if c in seen and seen[c] != k - 1:
+                raise DimensionError(
+                    f"The positions of {c} are not contiguous along 'position' (it appears "
+                    "again after another chromosome); sort with ds.sortby(['chrom', 'start'])."
+                )
+            if previous is not None and previous[0] == c and s < previous[1]:
+                raise DimensionError(
+                    f"Bins on {c} go from {previous[1] - self.resolution} to {s}: starts must "
+                    "strictly increase within a chromosome (no duplicates); sort with "
+                    "ds.sortby(['chrom', 'start']) or drop the duplicates."
+                )
+            seen[c] = k
+            previous = (c, s + n * self.resolution)
+        return self
+
+    def coords_at(self, positions) -> tuple[np.ndarray, np.ndarray]:
+        """``chrom`` and ``start`` of the given position indices (O(len(positions) log
+        segments), no pass over the whole layout).
+
+        Examples
+        --------
+        >>> lay = GenomeLayout.from_genome({"chr1": 260, "chr2": 50})
+        >>> chrom, start = lay.coords_at([10, 11, 0])
+        >>> chrom.tolist(), start.tolist()
+        (['chr1', 'chr2', 'chr1'], [250, 0, 0])
+        """
+        positions = np.asarray(positions, dtype=np.int64)
+        if positions.size and (positions.min() < 0 or positions.max() >= self.n_positions):
+            raise RegionError(
+                f"Position indices must lie in [0, {self.n_positions}), got "
+                f"[{int(positions.min())}, {int(positions.max())}]."
+            )
+        segment = np.searchsorted(self.offsets, positions, side="right") - 1
+        names = {c: c for c in self.chrom}  # one string object per chromosome
+        chrom = np.asarray([names[c] for c in self.chrom], dtype=object)[segment]
+        start = np.asarray(self.start, dtype=np.int64)[segment]
+        return chrom, start + (positions - self.offsets[segment]) * self.resolution
+
+    def subset(self, lo: int, hi: int) -> GenomeLayout:
+        """The layout of positions ``[lo, hi)`` (O(segments)).
+
+        Examples
+        --------
+        >>> GenomeLayout.from_genome({"chr1": 260, "chr2": 50}).subset(9, 13).n_bins
+        (2, 2)
+        """
+        lo, hi = max(int(lo), 0), min(int(hi), self.n_positions)
+        if hi <= lo:
+            raise RegionError(f"The position range [{lo}, {hi}) is empty.")
+        pieces = self.pieces(lo, hi)
+        return GenomeLayout(
+            tuple(p[0] for p in pieces),
+            tuple(p[1] for p in pieces),
+            tuple(p[2] for p in pieces),
+            self.resolution,
+            self._sizes_of(p[0] for p in pieces),
+        )
+
+    def concat(self, other: GenomeLayout) -> GenomeLayout:
+        """This layout followed by ``other`` (O(segments))."""
+        if other.resolution != self.resolution:
+            raise RegionError("Cannot join layouts of different resolutions.")
+        sizes = {**(self.sizes or {}), **(other.sizes or {})}
+        return GenomeLayout(
+            self.chrom + other.chrom,
+            self.start + other.start,
+            self.n_bins + other.n_bins,
+            self.resolution,
+            _sizes_tuple(sizes) if self.chrom_sizes or other.chrom_sizes else None,
+        )
+
+    def interval(self, chrom: str, start: int, end: int) -> list[tuple[int, int]]:
+        """Position ranges ``[lo, hi)`` of the bins overlapping ``chrom:start-end`` (bp,
+        0-based half-open), one per segment hit, in position order (O(segments)).
+
+        Examples
+        --------
+        >>> lay = GenomeLayout.from_genome({"chr1": 260, "chr2": 50})
+        >>> lay.interval("chr1", 30, 80), lay.interval("chr2", 0, 10**6)
+        ([(1, 4)], [(11, 13)])
+        """
+        out = []
+        res = self.resolution
+        for c, s, n, off in zip(self.chrom, self.start, self.n_bins, self.offsets, strict=True):
+            if c != chrom:
+                continue
+            first = max(0, (start - s) // res)
+            last = min(n, -(-(end - s) // res))
+            if first < last:
+                out.append((int(off) + first, int(off) + last))
+        return out
+
+    def _sizes_of(self, chroms) -> tuple | None:
+        if self.chrom_sizes is None:
+            return None
+        sizes = self.sizes
+        return _sizes_tuple({c: sizes[c] for c in chroms})
 
     def scale_index(self, scale: int):
         """:func:`scale_index` of this layout's positions."""

@@ -62,12 +62,12 @@ def imputation_result(
         return imputed.to_dataset().assign_attrs(attrs)
     selection = {DIM_CELLTYPE: list(celltypes), DIM_ASSAY: list(assays)}
     for dim, names in selection.items():
-        missing = [n for n in names if dim in ds.indexes and n not in ds.indexes[dim]]
+        missing = [n for n in names if dim in ds.xindexes and n not in ds.get_index(dim)]
         if missing:
             error = UnknownCelltypeError if dim == DIM_CELLTYPE else UnknownAssayError
             raise error(
                 f"The imputed {dim}s {missing} are not in the Dataset given, so they cannot be "
-                f"merged into it (it has {list(ds.indexes[dim])}); pass merge=False, or "
+                f"merged into it (it has {list(ds.get_index(dim))}); pass merge=False, or "
                 f"{dim}s= a subset of the Dataset's."
             )
     out = ds.sel({k: v for k, v in selection.items() if k in ds.dims})

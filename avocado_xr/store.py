@@ -12,6 +12,7 @@ silently read back as NaN) into an error naming the track, the positions and the
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -20,8 +21,9 @@ import numpy as np
 import xarray as xr
 
 from ._progress import progress
+from .coords import genome_coords, layout_of
 from .exceptions import ChunkingError, StoreError
-from .genome import chrom_labels
+from .genome import GenomeLayout, chrom_labels
 from .variables import (
     CHROM,
     DEFAULT_POSITION_CHUNK,
@@ -29,6 +31,7 @@ from .variables import (
     DIM_CELLTYPE,
     DIM_POSITION,
     OBSERVED,
+    RESOLUTION,
     SIGNAL,
     START,
     validate,
@@ -83,7 +86,11 @@ def save_compendium(
     parent = Path(path).resolve().parent
     if not os.access(parent if parent.exists() else Path.cwd(), os.W_OK):
         raise StoreError(f"Cannot write {path!r}: {str(parent)!r} is not writable.")
-    out = ds.copy()
+    layout = layout_of(ds) or GenomeLayout.from_coords(
+        ds[CHROM].values, ds[START].values, int(ds.attrs.get("resolution", RESOLUTION))
+    )
+    out = ds.drop_vars([CHROM, START]).assign_coords(_stored_coords(layout, position_chunk))
+    out.attrs["layout"] = json.dumps(layout.to_dict())
     for name in out.variables:
         out[name].encoding = {}
     out[SIGNAL] = (
@@ -92,7 +99,7 @@ def save_compendium(
         .chunk({DIM_CELLTYPE: 1, DIM_ASSAY: 1, DIM_POSITION: position_chunk})
     )
     out[OBSERVED] = out[OBSERVED].load() if not _is_dask(out[OBSERVED]) else out[OBSERVED]
-    for name in (CHROM, START, DIM_CELLTYPE, DIM_ASSAY):
+    for name in (DIM_CELLTYPE, DIM_ASSAY):
         if _is_dask(out[name]):
             raise ChunkingError(
                 f"Coordinate {name!r} is Dask-backed; load it first with ds[{name!r}].load()."
@@ -102,10 +109,19 @@ def save_compendium(
         OBSERVED: checksummed(),
         CHROM: {"chunks": (position_chunk,)},
         START: checksummed(chunks=(position_chunk,)),
-    }
-    return out.to_zarr(
+    }  # chrom/start are written for readers without avocado_xr; it reads the layout attr
+    delayed = out.to_zarr(
         store, mode=mode, zarr_format=3, consolidated=False, encoding=encoding, compute=compute
     )
+    if not compute:  # the metadata exists now; coordinates are written at once, block by block
+        import zarr
+
+        for name in (CHROM, START):
+            array = zarr.open_array(path, path=name, mode="r+")
+            data = out[name].data
+            for lo, size in zip(np.cumsum((0,) + data.chunks[0][:-1]), data.chunks[0], strict=True):
+                array[lo : lo + size] = data[lo : lo + size].compute(scheduler="synchronous")
+    return delayed
 
 
 class StoredSignal:
@@ -220,14 +236,18 @@ def open_compendium(store: str | os.PathLike, *, validate_store: bool = True) ->
         name=f"compendium-signal-{da.core.tokenize(path, stat.st_mtime_ns, stored.shape)}",
         meta=np.empty((0, 0, 0), dtype=stored.dtype),
     )
-    ds = meta.drop_vars([SIGNAL]).assign(
-        {
-            SIGNAL: (meta[SIGNAL].dims, signal, meta[SIGNAL].attrs),
-            OBSERVED: meta[OBSERVED],
-            START: meta[START].load(),
-            CHROM: (DIM_POSITION, _read_chrom(meta[CHROM])),
-        }
+    if "layout" in meta.attrs:  # O(segments): no coordinate is read
+        layout = GenomeLayout.from_dict(json.loads(meta.attrs["layout"]))
+    else:  # a store written without its layout: read the coordinates once
+        layout = GenomeLayout.from_coords(
+            _read_chrom(meta[CHROM]), meta[START].values, int(meta.attrs.get("resolution", 25))
+        )
+    ds = meta.drop_vars([SIGNAL, CHROM, START]).assign(
+        {SIGNAL: (meta[SIGNAL].dims, signal, meta[SIGNAL].attrs), OBSERVED: meta[OBSERVED]}
     )
+    ds[SIGNAL].encoding = {"chunks": stored.chunks, "dtype": stored.dtype}
+    ds = ds.assign_coords(genome_coords(layout))
+    ds.attrs.pop("layout", None)
     ds = ds.assign_coords(
         {
             DIM_CELLTYPE: np.asarray(stored.celltypes, dtype=object),
@@ -237,6 +257,24 @@ def open_compendium(store: str | os.PathLike, *, validate_store: bool = True) ->
     if validate_store:
         validate(ds)
     return ds
+
+
+def _stored_coords(layout: GenomeLayout, chunk: int) -> dict:
+    """``chrom``/``start`` as Dask arrays computed block by block from the layout, so a
+    genome-wide store writes its coordinates without holding them in memory at once."""
+
+    names = np.dtype(f"<U{max(len(c) for c in layout.chrom)}")
+
+    def block(which: int, block_info=None):
+        lo, hi = block_info[None]["array-location"][0]
+        values = layout.coords_at(np.arange(lo, hi))[which]
+        return values.astype(names) if which == 0 else values
+
+    chunks = ((min(chunk, layout.n_positions - lo) for lo in range(0, layout.n_positions, chunk)),)
+    chunks = (tuple(chunks[0]),)
+    chrom = da.map_blocks(block, 0, chunks=chunks, dtype=names, meta=np.empty(0, names))
+    start = da.map_blocks(block, 1, chunks=chunks, dtype=np.int64, meta=np.empty(0, np.int64))
+    return {CHROM: (DIM_POSITION, chrom), START: (DIM_POSITION, start)}
 
 
 def _open_parts(store) -> tuple[xr.Dataset, StoredSignal]:
@@ -263,8 +301,8 @@ def _open_parts(store) -> tuple[xr.Dataset, StoredSignal]:
             "compendia with save_compendium() or ingest()."
         )
     meta[OBSERVED] = meta[OBSERVED].load()
-    celltypes = [str(c) for c in meta.indexes[DIM_CELLTYPE]]
-    assays = [str(a) for a in meta.indexes[DIM_ASSAY]]
+    celltypes = [str(c) for c in meta.get_index(DIM_CELLTYPE)]
+    assays = [str(a) for a in meta.get_index(DIM_ASSAY)]
     return meta, StoredSignal(path, celltypes, assays, meta[OBSERVED].values)
 
 

@@ -12,12 +12,12 @@ from collections.abc import Iterable
 
 import dask
 import numpy as np
-import pandas as pd
 import xarray as xr
 
 from .exceptions import (
     DimensionError,
     InvalidSignalError,
+    RegionError,
     UnknownAssayError,
     UnknownCelltypeError,
 )
@@ -116,9 +116,9 @@ def validate(ds: xr.Dataset, *, check_values: bool = False) -> xr.Dataset:
     for name in _SPECS:
         _check_spec(ds, name)
     for dim in (DIM_CELLTYPE, DIM_ASSAY):
-        if dim not in ds.indexes:
+        if dim not in ds.xindexes:
             raise DimensionError(f"The compendium needs an index coordinate {dim!r} of names.")
-        names = ds.indexes[dim]
+        names = ds.get_index(dim)
         if not all(isinstance(n, str) for n in names):
             raise DimensionError(
                 f"{dim} labels must be strings, got {names.tolist()[:5]} ({names.dtype}); "
@@ -136,39 +136,29 @@ def validate(ds: xr.Dataset, *, check_values: bool = False) -> xr.Dataset:
 
 
 def _check_coordinates(ds: xr.Dataset) -> None:
-    """Bins start at >= 0 on the resolution grid and strictly increase within a chromosome,
-    whose positions are contiguous along ``position`` (a vectorised pass over ``start``)."""
-    if _is_dask(ds[START]) or _is_dask(ds[CHROM]):
-        return  # lazily opened coordinates are checked where they are read
-    start = np.asarray(ds[START].values)
-    resolution = int(ds.attrs.get("resolution", RESOLUTION))
-    chrom = np.asarray(ds[CHROM].values)
-    bad = np.flatnonzero((start < 0) | (start % resolution != 0))
-    if len(bad):
-        k = int(bad[0])
-        raise DimensionError(
-            f"Bin {k} ({chrom[k]}:{start[k]}) does not start on the {resolution}-bp grid at or "
-            "after 0; start must hold 0-based bin starts that are multiples of the resolution."
-        )
-    same = chrom[1:] == chrom[:-1]
-    bad = np.flatnonzero(same & (start[1:] <= start[:-1]))
-    if len(bad):
-        k = int(bad[0]) + 1
-        raise DimensionError(
-            f"Bins {k - 1} and {k} on {chrom[k]} start at {start[k - 1]} and {start[k]}: starts "
-            "must strictly increase within a chromosome (no duplicates); sort with "
-            "ds.sortby(['chrom', 'start']) or drop the duplicates."
-        )
-    runs = int(np.count_nonzero(~same)) + 1
-    if runs != len(pd.unique(chrom)):
-        raise DimensionError(
-            "The positions of each chromosome must be contiguous along 'position' (a "
-            "chromosome appears in more than one run); sort with ds.sortby(['chrom', 'start'])."
-        )
+    """The coordinate rules, checked on the layout of the positions: O(segments) for indexed
+    coordinates (:mod:`avocado_xr.coords`), one vectorised pass for plain arrays."""
+    from .coords import layout_of
+    from .genome import GenomeLayout
 
-
-def _is_dask(var) -> bool:
-    return hasattr(var.data, "dask")
+    layout = layout_of(ds)
+    if layout is None:
+        if hasattr(ds[START].data, "dask") or hasattr(ds[CHROM].data, "dask"):
+            return  # lazily stored coordinates are checked where they are read
+        resolution = int(ds.attrs.get("resolution", RESOLUTION))
+        start = np.asarray(ds[START].values)
+        chrom = np.asarray(ds[CHROM].values)
+        if start.size and start.min() < 0:
+            k = int(np.argmin(start))
+            raise DimensionError(
+                f"Bin {k} starts at {chrom[k]}:{start[k]}; bin starts are 0-based bp, so they "
+                "must be >= 0."
+            )
+        try:
+            layout = GenomeLayout.from_coords(chrom, start, resolution)
+        except RegionError as err:
+            raise DimensionError(f"{err} (the start coordinate)") from err
+    layout.check()
 
 
 def _check_values(ds: xr.Dataset) -> None:
@@ -176,8 +166,8 @@ def _check_values(ds: xr.Dataset) -> None:
     has_nan = ds[SIGNAL].isnull().any(DIM_POSITION)
     all_nan = ds[SIGNAL].isnull().all(DIM_POSITION)
     has_nan, all_nan = (np.asarray(v) for v in dask.compute(has_nan, all_nan))
-    celltypes = ds.indexes[DIM_CELLTYPE]
-    assays = ds.indexes[DIM_ASSAY]
+    celltypes = ds.get_index(DIM_CELLTYPE)
+    assays = ds.get_index(DIM_ASSAY)
     for i, j in zip(*np.nonzero(observed & has_nan), strict=True):
         raise InvalidSignalError(
             f"Track ({celltypes[i]!r}, {assays[j]!r}) is marked observed but its signal has NaN. "

@@ -183,7 +183,7 @@ def run_export(args) -> int:
         if value:
             from ..variables import check_names
 
-            names = check_names(value.split(","), ds.indexes[dim], dim)
+            names = check_names(value.split(","), ds.get_index(dim), dim)
             ds = ds.sel({dim: names})
     files = to_bigwig(
         ds,

@@ -302,14 +302,14 @@ class AutoencoderModel:
         """
         validate(ds)
         window = self.config.window
-        known = [str(a) for a in ds.indexes[DIM_ASSAY]]
+        known = [str(a) for a in ds.get_index(DIM_ASSAY)]
         missing = [a for a in self.assays if a not in known]
         if missing:
             raise UnknownAssayError(
                 f"The compendium lacks the model's assays {missing}; the autoencoder needs "
                 f"every input row ({self.assays}). Add them as unobserved (all-NaN) tracks."
             )
-        celltypes = check_names(celltypes, ds.indexes[DIM_CELLTYPE], DIM_CELLTYPE)
+        celltypes = check_names(celltypes, ds.get_index(DIM_CELLTYPE), DIM_CELLTYPE)
         assays = check_names(assays, self.assays, DIM_ASSAY)
         targets = [self.assays.index(a) for a in assays]
 
@@ -458,7 +458,7 @@ def fit_autoencoder(
         )
     config = dataclasses.replace(config or AutoencoderConfig(), **settings)
     window = config.window
-    assays = [str(a) for a in ds.indexes[DIM_ASSAY]]
+    assays = [str(a) for a in ds.get_index(DIM_ASSAY)]
     observed = np.asarray(ds[OBSERVED].transpose(DIM_CELLTYPE, DIM_ASSAY).values, dtype=bool)
     resolution = int(ds.attrs.get("resolution", RESOLUTION))
     seg = segment_ids(np.asarray(ds[CHROM].values), np.asarray(ds[START].values), resolution)

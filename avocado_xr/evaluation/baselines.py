@@ -58,10 +58,10 @@ def _averages(values, observed: np.ndarray, rows, cols):
 
 def _tracks(ds: xr.Dataset, celltypes=None, assays=None):
     validate(ds)
-    celltypes = check_names(celltypes, ds.indexes[DIM_CELLTYPE], DIM_CELLTYPE)
-    assays = check_names(assays, ds.indexes[DIM_ASSAY], DIM_ASSAY)
-    rows = [ds.indexes[DIM_CELLTYPE].get_loc(c) for c in celltypes]
-    cols = [ds.indexes[DIM_ASSAY].get_loc(a) for a in assays]
+    celltypes = check_names(celltypes, ds.get_index(DIM_CELLTYPE), DIM_CELLTYPE)
+    assays = check_names(assays, ds.get_index(DIM_ASSAY), DIM_ASSAY)
+    rows = [ds.get_index(DIM_CELLTYPE).get_loc(c) for c in celltypes]
+    cols = [ds.get_index(DIM_ASSAY).get_loc(a) for a in assays]
     observed = np.asarray(ds[OBSERVED].transpose(DIM_CELLTYPE, DIM_ASSAY).values, dtype=bool)
     return celltypes, assays, rows, cols, observed
 

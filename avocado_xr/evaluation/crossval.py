@@ -148,7 +148,7 @@ def make_folds(ds: xr.Dataset, k: int = 5, *, seed: int = 0) -> xr.DataArray:
         held_a[fold, a] += 1
         size[fold] += 1
     never = [
-        (str(ds.indexes[DIM_CELLTYPE][c]), str(ds.indexes[DIM_ASSAY][a]))
+        (str(ds.get_index(DIM_CELLTYPE)[c]), str(ds.get_index(DIM_ASSAY)[a]))
         for c, a in np.argwhere(observed & (folds < 0))
     ]
     if never:
@@ -220,7 +220,7 @@ def cross_validate(
     run = METHODS[method].fit if isinstance(method, str) else method
     folds = make_folds(ds, k, seed=seed)
     out = None
-    celltypes, assays = ds.indexes[DIM_CELLTYPE], ds.indexes[DIM_ASSAY]
+    celltypes, assays = ds.get_index(DIM_CELLTYPE), ds.get_index(DIM_ASSAY)
     for fold in range(k):
         held = [(str(celltypes[c]), str(assays[a])) for c, a in np.argwhere(folds.values == fold)]
         if not held:

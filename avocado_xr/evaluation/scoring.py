@@ -295,9 +295,11 @@ def evaluate(
     imp = imp.transpose(*dims)
     names = resolve_metrics(metrics)
     celltypes = check_names(
-        list(imputed.indexes[DIM_CELLTYPE]), observed.indexes[DIM_CELLTYPE], DIM_CELLTYPE
+        list(imputed.get_index(DIM_CELLTYPE)), observed.get_index(DIM_CELLTYPE), DIM_CELLTYPE
     )
-    assays = check_names(list(imputed.indexes[DIM_ASSAY]), observed.indexes[DIM_ASSAY], DIM_ASSAY)
+    assays = check_names(
+        list(imputed.get_index(DIM_ASSAY)), observed.get_index(DIM_ASSAY), DIM_ASSAY
+    )
     index = _position_index(observed, imputed)
     ann = _annotation_masks(annotations, observed, imputed, index)
     keep = None if mask is None else _position_mask("mask", mask, observed, imputed, index)
@@ -317,10 +319,10 @@ def evaluate(
         for j, assay in enumerate(assays):
             if not flags[:, j].any():
                 continue
-            column = list(observed.indexes[DIM_ASSAY]).index(assay)
+            column = list(observed.get_index(DIM_ASSAY)).index(assay)
             donors = [
                 str(c)
-                for c, o in zip(observed.indexes[DIM_CELLTYPE], all_flags[:, column], strict=True)
+                for c, o in zip(observed.get_index(DIM_CELLTYPE), all_flags[:, column], strict=True)
                 if o
             ]
             variance = signal.sel({DIM_ASSAY: assay, DIM_CELLTYPE: donors}).astype(np.float64)

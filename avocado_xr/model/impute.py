@@ -178,8 +178,8 @@ def impute(
     if model.config.average != "none":
         args += _average_inputs(ds, celltypes, assays, chunks)
         kwargs["rows"] = (
-            [list(ds.indexes[DIM_CELLTYPE]).index(c) for c in celltypes],
-            [list(ds.indexes[DIM_ASSAY]).index(a) for a in assays],
+            [list(ds.get_index(DIM_CELLTYPE)).index(c) for c in celltypes],
+            [list(ds.get_index(DIM_ASSAY)).index(a) for a in assays],
         )
     data = da.map_blocks(
         _impute_block,
@@ -201,8 +201,8 @@ def _average_inputs(ds, celltypes, assays, chunks) -> list:
             "input, so impute() needs the compendium (signal and observed), not only "
             "coordinates."
         )
-    missing = [c for c in celltypes if c not in ds.indexes[DIM_CELLTYPE]]
-    missing += [a for a in assays if a not in ds.indexes[DIM_ASSAY]]
+    missing = [c for c in celltypes if c not in ds.get_index(DIM_CELLTYPE)]
+    missing += [a for a in assays if a not in ds.get_index(DIM_ASSAY)]
     if missing:
         raise DimensionError(f"{missing} are in the model but not in the compendium given.")
     signal = ds[SIGNAL].transpose(DIM_CELLTYPE, DIM_ASSAY, DIM_POSITION).data

@@ -104,7 +104,7 @@ class TrackReader:
         ]
         self.prefetch = prefetch
         self._signal = signal
-        self._labels = (ds.indexes[DIM_CELLTYPE], ds.indexes[DIM_ASSAY], ds[CHROM], ds[START])
+        self._labels = (ds.get_index(DIM_CELLTYPE), ds.get_index(DIM_ASSAY), ds[CHROM], ds[START])
 
     def load(self, lo: int, hi: int, rows=None) -> np.ndarray:
         """float32 ``(len(rows), hi - lo)`` values of tracks ``rows`` (default: all).

@@ -132,8 +132,8 @@ def fit(
     device = resolve_device(device)
     autocast(device, precision)  # validates precision early
 
-    celltypes = [str(c) for c in ds.indexes[DIM_CELLTYPE]]
-    assays = [str(a) for a in ds.indexes[DIM_ASSAY]]
+    celltypes = [str(c) for c in ds.get_index(DIM_CELLTYPE)]
+    assays = [str(a) for a in ds.get_index(DIM_ASSAY)]
     held_out = _validation_pairs(ds, validation, celltypes, assays)
     observed = np.asarray(ds[OBSERVED].values)
     train_pairs = [
