@@ -48,7 +48,7 @@ from .evaluation import (
 )
 from .exceptions import AvocadoXrError, AvocadoXrWarning
 from .genome import GenomeLayout
-from .model import AvocadoModel, factors, fit, impute, load_model, save_model
+from .model import AvocadoModel, factors, fit, fit_genome, impute, load_model, save_model
 from .store import open_compendium, save_compendium, verify_store
 from .variables import validate
 
@@ -68,6 +68,7 @@ __all__ = [
     "factors",
     "fit",
     "fit_autoencoder",
+    "fit_genome",
     "impute",
     "impute_autoencoder",
     "ingest",

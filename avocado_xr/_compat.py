@@ -9,7 +9,7 @@ import torch
 
 from .exceptions import ConfigError
 
-__all__ = ["TORCH_LOCK", "autocast", "preserve_model_state", "resolve_device"]
+__all__ = ["TORCH_LOCK", "active_client", "autocast", "preserve_model_state", "resolve_device"]
 
 #: held while a Dask task runs PyTorch on the CPU. PyTorch already uses every core for one
 #: operation; two Dask threads each starting its own parallel region oversubscribe the cores
@@ -56,3 +56,15 @@ def autocast(device: torch.device, precision: str):
     if precision == "float32":
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def active_client():
+    """The active ``dask.distributed`` client, or None (distributed is optional)."""
+    try:
+        from distributed import get_client
+    except ImportError:  # pragma: no cover - distributed is an extra
+        return None
+    try:
+        return get_client()
+    except ValueError:
+        return None

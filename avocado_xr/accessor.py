@@ -24,6 +24,12 @@ class AvocadoAccessor:
 
         return fit(self._obj, **kwargs)
 
+    def fit_genome(self, store, **kwargs):
+        """See :func:`avocado_xr.fit_genome` (the Dataset must come from open_compendium)."""
+        from .model import fit_genome
+
+        return fit_genome(self._obj, store, **kwargs)
+
     def impute(self, model, **kwargs) -> xr.Dataset:
         """See :func:`avocado_xr.impute`."""
         from .model import impute

@@ -51,26 +51,41 @@ _DTYPES = {CHROM: np.dtype(object), START: np.dtype(np.int64)}
 
 
 class LayoutTransform(CoordinateTransform):
-    """position -> (chrom, start) through the segments of a :class:`GenomeLayout`."""
+    """position -> (chrom, start) through the segments of a :class:`GenomeLayout`.
 
-    def __init__(self, layout: GenomeLayout):
-        super().__init__((CHROM, START), {DIM_POSITION: layout.n_positions}, _DTYPES[START])
-        self.layout = layout
+    ``suffix`` names another axis of the same kind, e.g. ``"_250bp"`` for the coarse bins
+    of the genome factors (dimension ``position_250bp``, coordinates ``chrom_250bp`` and
+    ``start_250bp``).
+    """
+
+    def __init__(self, layout: GenomeLayout, suffix: str = ""):
+        names = (CHROM + suffix, START + suffix)
+        super().__init__(names, {DIM_POSITION + suffix: layout.n_positions}, _DTYPES[START])
+        self.layout, self.suffix = layout, suffix
 
     def forward(self, dim_positions: dict[str, Any]) -> dict[Hashable, Any]:
-        positions = np.asarray(dim_positions[DIM_POSITION])
+        positions = np.asarray(dim_positions[self.dims[0]])
         chrom, start = self.layout.coords_at(positions.ravel())
-        return {CHROM: chrom.reshape(positions.shape), START: start.reshape(positions.shape)}
+        chrom_name, start_name = self.coord_names
+        return {
+            chrom_name: chrom.reshape(positions.shape),
+            start_name: start.reshape(positions.shape),
+        }
 
     def reverse(self, coord_labels: dict[Hashable, Any]) -> dict[str, Any]:
-        return {DIM_POSITION: self.layout.locate(coord_labels[CHROM], coord_labels[START])}
+        chrom_name, start_name = self.coord_names
+        positions = self.layout.locate(coord_labels[chrom_name], coord_labels[start_name])
+        return {self.dims[0]: positions}
 
     def equals(self, other, **kwargs) -> bool:
-        return isinstance(other, LayoutTransform) and self.layout == other.layout
+        return (
+            isinstance(other, LayoutTransform)
+            and self.layout == other.layout
+            and self.suffix == other.suffix
+        )
 
     def generate_coords(self, dims=None) -> dict[Hashable, Any]:
-        chrom, start = self.layout.coords()
-        return {CHROM: chrom, START: start}
+        return dict(zip(self.coord_names, self.layout.coords(), strict=True))
 
 
 class _Coordinate(CoordinateTransformIndexingAdapter):
@@ -78,7 +93,9 @@ class _Coordinate(CoordinateTransformIndexingAdapter):
 
     @property
     def dtype(self) -> np.dtype:
-        return _DTYPES[self._coord_name]
+        return (
+            _DTYPES[CHROM] if self._coord_name == self._transform.coord_names[0] else _DTYPES[START]
+        )
 
 
 class GenomeIndex(CoordinateTransformIndex):
@@ -94,33 +111,40 @@ class GenomeIndex(CoordinateTransformIndex):
         return self.transform.layout
 
     def create_variables(self, variables: Mapping[Any, xr.Variable] | None = None):
-        attrs = {name: getattr((variables or {}).get(name), "attrs", None) for name in _DTYPES}
+        dims, names = self.transform.dims, self.transform.coord_names
+        attrs = {name: getattr((variables or {}).get(name), "attrs", None) for name in names}
         return {
-            name: xr.Variable((DIM_POSITION,), _Coordinate(self.transform, name), attrs=attrs[name])
-            for name in (CHROM, START)
+            name: xr.Variable(dims, _Coordinate(self.transform, name), attrs=attrs[name])
+            for name in names
         }
 
+    def _with(self, layout: GenomeLayout) -> GenomeIndex:
+        return GenomeIndex(LayoutTransform(layout, self.transform.suffix))
+
     def isel(self, indexers: Mapping[Any, Any]) -> GenomeIndex | None:
-        key = indexers.get(DIM_POSITION)
+        key = indexers.get(self.transform.dims[0])
         if key is None:
             return self
         if isinstance(key, slice) and key.step in (None, 1):
             lo, hi, _ = key.indices(self.layout.n_positions)
-            return GenomeIndex(LayoutTransform(self.layout.subset(lo, hi))) if hi > lo else None
+            return self._with(self.layout.subset(lo, hi)) if hi > lo else None
         if isinstance(key, int | np.integer) or np.ndim(getattr(key, "data", key)) != 1:
             return None
         positions = np.arange(self.layout.n_positions)[np.asarray(getattr(key, "data", key))]
         if len(positions) == 0:
             return None
         chrom, start = self.layout.coords_at(positions)
-        layout = GenomeLayout.from_coords(chrom, start, self.layout.resolution)
-        return GenomeIndex(LayoutTransform(layout))
+        return self._with(GenomeLayout.from_coords(chrom, start, self.layout.resolution))
 
     def sel(self, labels: dict[Any, Any], method=None, tolerance=None) -> IndexSelResult:
         """``chrom=name`` (with ``start=slice(lo, hi)`` in bp: bins overlapping it)."""
-        if CHROM not in labels:
-            raise RegionError("Select genomic positions with chrom= (and start=slice(lo, hi)).")
-        chrom, window = labels[CHROM], labels.get(START, slice(None))
+        chrom_name, start_name = self.transform.coord_names
+        dim = self.transform.dims[0]
+        if chrom_name not in labels:
+            raise RegionError(
+                f"Select genomic positions with {chrom_name}= (and {start_name}=slice(lo, hi))."
+            )
+        chrom, window = labels[chrom_name], labels.get(start_name, slice(None))
         if not isinstance(chrom, str) or not isinstance(window, slice):
             raise RegionError(
                 "Select positions by one chromosome name and a slice of bp, e.g. "
@@ -135,15 +159,15 @@ class GenomeIndex(CoordinateTransformIndex):
             where = f"{chrom}:{lo}-{hi}" if window != slice(None) else chrom
             raise RegionError(f"No position overlaps {where}; the chromosomes are {known}.")
         if len(ranges) == 1:
-            return IndexSelResult({DIM_POSITION: slice(*ranges[0])})
-        return IndexSelResult({DIM_POSITION: np.concatenate([np.arange(*r) for r in ranges])})
+            return IndexSelResult({dim: slice(*ranges[0])})
+        return IndexSelResult({dim: np.concatenate([np.arange(*r) for r in ranges])})
 
     def concat(cls, indexes, dim, positions=None):  # noqa: N805 - xarray calls it this way
         layouts = [index.layout for index in indexes]
         joined = layouts[0]
         for layout in layouts[1:]:
             joined = joined.concat(layout)
-        return GenomeIndex(LayoutTransform(joined))
+        return indexes[0]._with(joined)
 
     concat = classmethod(concat)
 
@@ -152,9 +176,10 @@ class GenomeIndex(CoordinateTransformIndex):
         return f"GenomeIndex({self.layout.n_positions:,} positions in {n} segment(s))"
 
 
-def genome_coords(layout: GenomeLayout) -> xr.Coordinates:
-    """``chrom`` and ``start`` coordinates served lazily by a :class:`GenomeIndex`."""
-    return xr.Coordinates.from_xindex(GenomeIndex(LayoutTransform(layout)))
+def genome_coords(layout: GenomeLayout, suffix: str = "") -> xr.Coordinates:
+    """``chrom`` and ``start`` coordinates served lazily by a :class:`GenomeIndex` (with a
+    ``suffix``: ``chrom<suffix>``/``start<suffix>`` along ``position<suffix>``)."""
+    return xr.Coordinates.from_xindex(GenomeIndex(LayoutTransform(layout, suffix)))
 
 
 def layout_of(obj) -> GenomeLayout | None:

@@ -485,6 +485,25 @@ class GenomeLayout:
             _sizes_tuple(sizes) if self.chrom_sizes or other.chrom_sizes else None,
         )
 
+    def chromosome(self, chrom: str) -> tuple[int, GenomeLayout]:
+        """The first position of ``chrom`` and the layout of its positions (a chromosome's
+        positions are contiguous along ``position``; O(segments)).
+
+        Examples
+        --------
+        >>> first, sub = GenomeLayout.from_genome({"chr1": 260, "chr2": 50}).chromosome("chr2")
+        >>> first, sub.n_positions
+        (11, 2)
+        """
+        segments = [k for k, c in enumerate(self.chrom) if c == chrom]
+        if not segments:
+            raise RegionError(
+                f"Chromosome {chrom!r} is not in the layout ({sorted(set(self.chrom))})."
+            )
+        lo = int(self.offsets[segments[0]])
+        hi = int(self.offsets[segments[-1]]) + self.n_bins[segments[-1]]
+        return lo, self.subset(lo, hi)
+
     def interval(self, chrom: str, start: int, end: int) -> list[tuple[int, int]]:
         """Position ranges ``[lo, hi)`` of the bins overlapping ``chrom:start-end`` (bp,
         0-based half-open), one per segment hit, in position order (O(segments)).
@@ -511,6 +530,69 @@ class GenomeLayout:
             return None
         sizes = self.sizes
         return _sizes_tuple({c: sizes[c] for c in chroms})
+
+    def scale_bins(self, scale: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per segment: the first genome-aligned window of ``scale`` bp it touches, and the
+        number of the first coarse bin of the segment (O(segments)). A segment's bins are
+        contiguous, so it touches every window between its first and last.
+
+        Examples
+        --------
+        >>> lay = GenomeLayout.from_coords(["c1"] * 12 + ["c2"] * 2, [*range(200, 500, 25), 0, 25])
+        >>> lay.scale_bins(250), lay.n_scale_bins(250)
+        ((array([0, 0]), array([0, 2])), 3)
+        """
+        if scale % self.resolution:
+            raise GenomeError(f"scale {scale} must be a multiple of the resolution")
+        start = np.asarray(self.start, dtype=np.int64)
+        last = start + (np.asarray(self.n_bins, dtype=np.int64) - 1) * self.resolution
+        first, n = start // scale, last // scale - start // scale + 1
+        return first, np.r_[0, np.cumsum(n)[:-1]].astype(np.int64)
+
+    def coarse(self, scale: int) -> GenomeLayout:
+        """The coarse bins of ``scale`` bp as a layout of resolution ``scale``: bin ``k`` of
+        :meth:`scale_index` is position ``k`` of the result (a window shared by two segments
+        appears twice, as two bins).
+
+        Examples
+        --------
+        >>> GenomeLayout.from_genome({"chr1": 260, "chr2": 50}).coarse(250).n_bins
+        (2, 1)
+        """
+        first, _ = self.scale_bins(scale)
+        start = np.asarray(self.start, dtype=np.int64)
+        last = (start + (np.asarray(self.n_bins) - 1) * self.resolution) // scale
+        return GenomeLayout(
+            self.chrom,
+            tuple(int(f) * scale for f in first),
+            tuple(int(n) for n in last - first + 1),
+            scale,
+        )
+
+    def n_scale_bins(self, scale: int) -> int:
+        """Number of coarse bins of ``scale`` bp (O(segments))."""
+        start = np.asarray(self.start, dtype=np.int64)
+        last = start + (np.asarray(self.n_bins, dtype=np.int64) - 1) * self.resolution
+        return int((last // scale - start // scale + 1).sum())
+
+    def scale_index_at(self, scale: int, positions) -> np.ndarray:
+        """Coarse-bin number of the given positions; the same numbers as
+        :meth:`scale_index`, computed from the segments (O(len(positions) log segments)).
+
+        Examples
+        --------
+        >>> lay = GenomeLayout.from_coords(["c1"] * 12 + ["c2"] * 2, [*range(200, 500, 25), 0, 25])
+        >>> lay.scale_index_at(250, [0, 2, 11, 12]).tolist()
+        [0, 1, 1, 2]
+        >>> lay.scale_index(250)[0][[0, 2, 11, 12]].tolist()
+        [0, 1, 1, 2]
+        """
+        positions = np.asarray(positions, dtype=np.int64)
+        segment = np.searchsorted(self.offsets, positions, side="right") - 1
+        first, bin_offset = self.scale_bins(scale)
+        start = np.asarray(self.start, dtype=np.int64)[segment]
+        bp = start + (positions - self.offsets[segment]) * self.resolution
+        return bin_offset[segment] + bp // scale - first[segment]
 
     def scale_index(self, scale: int):
         """:func:`scale_index` of this layout's positions."""

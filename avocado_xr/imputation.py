@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 import xarray as xr
 
+from .coords import genome_coords, layout_of
 from .exceptions import AvocadoXrWarning, UnknownAssayError, UnknownCelltypeError
 from .variables import CHROM, DIM_ASSAY, DIM_CELLTYPE, DIM_POSITION, IMPUTED, START
 
@@ -46,18 +47,22 @@ def imputation_result(
     >>> out.imputed.dims, out.sizes["celltype"], out.attrs["method"]
     (('celltype', 'assay', 'position'), 1, 'zeros')
     """
+    layout = layout_of(ds)
+    positions = (
+        genome_coords(layout)
+        if layout is not None
+        else {CHROM: ds[CHROM].variable, START: ds[START].variable}
+    )
     imputed = xr.DataArray(
         data,
         dims=(DIM_CELLTYPE, DIM_ASSAY, DIM_POSITION),
         coords={
             DIM_CELLTYPE: np.asarray(celltypes, dtype=object),
             DIM_ASSAY: np.asarray(assays, dtype=object),
-            CHROM: ds[CHROM].variable,
-            START: ds[START].variable,
         },
         attrs={"long_name": "imputed arcsinh(-log10 p)", **attrs},
         name=IMPUTED,
-    )
+    ).assign_coords(positions)
     if not merge:
         return imputed.to_dataset().assign_attrs(attrs)
     selection = {DIM_CELLTYPE: list(celltypes), DIM_ASSAY: list(assays)}

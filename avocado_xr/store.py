@@ -242,12 +242,13 @@ def open_compendium(store: str | os.PathLike, *, validate_store: bool = True) ->
         layout = GenomeLayout.from_coords(
             _read_chrom(meta[CHROM]), meta[START].values, int(meta.attrs.get("resolution", 25))
         )
-    ds = meta.drop_vars([SIGNAL, CHROM, START]).assign(
+    ds = meta.drop_vars([SIGNAL, CHROM, START], errors="ignore").assign(
         {SIGNAL: (meta[SIGNAL].dims, signal, meta[SIGNAL].attrs), OBSERVED: meta[OBSERVED]}
     )
     ds[SIGNAL].encoding = {"chunks": stored.chunks, "dtype": stored.dtype}
     ds = ds.assign_coords(genome_coords(layout))
     ds.attrs.pop("layout", None)
+    ds.encoding["source"] = stored.path  # where tasks can open it again
     ds = ds.assign_coords(
         {
             DIM_CELLTYPE: np.asarray(stored.celltypes, dtype=object),
@@ -294,7 +295,8 @@ def _open_parts(store) -> tuple[xr.Dataset, StoredSignal]:
         meta = xr.open_zarr(path, consolidated=False, zarr_format=3, chunks=None)
     except (ValueError, KeyError, OSError) as err:
         raise StoreError(f"{path!r} cannot be opened as a zarr v3 store: {err}") from err
-    missing = [name for name in (SIGNAL, OBSERVED, CHROM, START) if name not in meta.variables]
+    needed = (SIGNAL, OBSERVED) if "layout" in meta.attrs else (SIGNAL, OBSERVED, CHROM, START)
+    missing = [name for name in needed if name not in meta.variables]
     if missing:
         raise StoreError(
             f"{path!r} is a zarr store but not a compendium: it has no {missing}; write "

@@ -74,3 +74,18 @@ def test_locate_rejects_unknown_bins():
 )
 def test_parse_region(text, expected):
     assert parse_region(text) == expected
+
+
+@given(layouts(), st.sampled_from([250, 5000, 100]))
+def test_segment_arithmetic_matches_the_coordinate_pass(coords, scale):
+    """scale_index_at / n_scale_bins (O(segments)) agree with scale_index (O(positions))."""
+    chrom, start = coords
+    layout = GenomeLayout.from_coords(chrom, start)
+    index = layout.scale_index(scale)[0]
+    np.testing.assert_array_equal(layout.scale_index_at(scale, np.arange(len(start))), index)
+    assert layout.n_scale_bins(scale) == index.max() + 1
+    lo, hi = len(start) // 3, len(start) // 3 + max(1, len(start) // 2)
+    sub = layout.subset(lo, min(hi, len(start)))
+    sub_chrom, sub_start = sub.coords()
+    np.testing.assert_array_equal(sub_start, start[lo : lo + sub.n_positions])
+    assert list(sub_chrom) == list(chrom[lo : lo + sub.n_positions])

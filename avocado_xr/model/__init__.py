@@ -8,11 +8,15 @@
 - :mod:`.factors`: :func:`factors`, the learned embeddings as a labelled Dataset.
 - :mod:`.persistence`: the model-directory format (JSON + tensors, checksummed).
 - :mod:`.avocado`: :class:`AvocadoModel`, :func:`save_model`, :func:`load_model`.
+- :mod:`.genome_store`: genome factors of genome-wide models on zarr.
+- :mod:`.genome_wide`: :func:`fit_genome`, both phases of whole-genome training on Dask.
+- :mod:`.checkpoint`: per-epoch training checkpoints.
 """
 
 from .avocado import AvocadoModel, load_model, save_model
 from .factors import factors
+from .genome_wide import fit_genome
 from .impute import impute
 from .train import fit
 
-__all__ = ["AvocadoModel", "factors", "fit", "impute", "load_model", "save_model"]
+__all__ = ["AvocadoModel", "factors", "fit", "fit_genome", "impute", "load_model", "save_model"]

@@ -11,10 +11,12 @@ import xarray as xr
 
 from .._compat import preserve_model_state, resolve_device
 from ..config import AvocadoConfig
+from ..coords import genome_coords
 from ..exceptions import ModelFileError
 from ..genome import GenomeLayout
-from ..variables import CHROM, DIM_ASSAY, DIM_CELLTYPE, DIM_POSITION, START, check_names
-from .network import AvocadoNet
+from ..variables import DIM_ASSAY, DIM_CELLTYPE, check_names
+from .genome_store import GenomeFactorStore
+from .network import AvocadoHead, AvocadoNet
 from .persistence import load_weights, read_model_meta, write_model_dir
 
 __all__ = ["AvocadoModel", "load_model", "save_model"]
@@ -46,11 +48,14 @@ class AvocadoModel:
         One record per training epoch (``loss``, ``val_mse``, ``seconds``, ...).
     training_info : dict
         How the model was trained: seed, precision, training and validation tracks, genome.
+    genome : GenomeFactorStore or None
+        For a genome-wide model (:func:`avocado_xr.fit_genome`): the genome factors on zarr,
+        read block by block; ``net`` is then None and only the head is in memory.
     """
 
     def __init__(
         self,
-        net: AvocadoNet,
+        net: AvocadoNet | None,
         config: AvocadoConfig,
         *,
         celltypes: list[str],
@@ -58,8 +63,17 @@ class AvocadoModel:
         layout: GenomeLayout,
         history: list[dict] | None = None,
         training_info: dict | None = None,
+        genome=None,
+        head: AvocadoHead | None = None,
     ):
+        if (net is None) == (genome is None) or (net is None and head is None):
+            raise ModelFileError(
+                "An AvocadoModel holds either a network with its genome tables, or a head and "
+                "a genome-factor store."
+            )
         self.net = net
+        self.genome = genome
+        self._head = head
         self.config = config
         self.celltypes = list(celltypes)
         self.assays = list(assays)
@@ -69,11 +83,27 @@ class AvocadoModel:
 
     def __repr__(self) -> str:
         cfg = self.config
+        where = "" if self.genome is None else f"; genome factors in {self.genome.path}"
         return (
             f"<AvocadoModel: {len(self.celltypes)} cell types x {len(self.assays)} assays x "
             f"{self.layout.n_positions:,} positions; {cfg.n_layers}x{cfg.n_nodes} network; "
-            f"{len(self.history)} epochs trained>"
+            f"{len(self.history)} epochs trained{where}>"
         )
+
+    @property
+    def head(self) -> AvocadoHead:
+        """Cell type and assay factors and the network (the part shipped to workers)."""
+        return self.net.head if self.net is not None else self._head
+
+    def genome_features(self, positions) -> np.ndarray:
+        """``(len(positions), n_genome_factors)`` genome features of model positions."""
+        positions = np.asarray(positions, dtype=np.int64)
+        if self.genome is not None:
+            return self.genome.features(positions)
+        with torch.no_grad():
+            device = next(self.net.parameters()).device
+            index = torch.as_tensor(positions, device=device)
+            return self.net.genome_features(index).float().cpu().numpy()
 
     @property
     def attrs(self) -> dict:
@@ -92,9 +122,8 @@ class AvocadoModel:
     def positions(self) -> xr.Dataset:
         """The model's positions: a Dataset of ``chrom``/``start`` coordinates (no data),
         e.g. to impute a region: ``model.impute(model.positions().avocado.region(...))``."""
-        chrom, start = self.layout.coords()
         return xr.Dataset(
-            coords={CHROM: (DIM_POSITION, chrom), START: (DIM_POSITION, start)},
+            coords=genome_coords(self.layout),
             attrs={"resolution": self.layout.resolution, **self.attrs},
         )
 
@@ -122,13 +151,14 @@ class AvocadoModel:
         positions = (
             np.arange(self.layout.n_positions) if positions is None else np.asarray(positions)
         )
-        device = next(self.net.parameters()).device
-        p = torch.as_tensor(positions, dtype=torch.long, device=device)
-        c = torch.full_like(p, self.celltypes.index(celltype))
-        a = torch.full_like(p, self.assays.index(assay))
-        with preserve_model_state(self.net):
-            self.net.eval()
-            return self.net(c, a, p).float().cpu().numpy()
+        head = self.head
+        device = next(head.parameters()).device
+        genome = torch.from_numpy(self.genome_features(positions)).to(device)
+        c = torch.full((len(positions),), self.celltypes.index(celltype), device=device)
+        a = torch.full((len(positions),), self.assays.index(assay), device=device)
+        with preserve_model_state(head):
+            head.eval()
+            return head(c, a, genome).float().cpu().numpy()
 
     def plot_history(self, ax=None):
         """Plot training loss and held-out MSE per epoch (matplotlib)."""
@@ -151,7 +181,11 @@ class AvocadoModel:
             "history": self.history,
             "training_info": self.training_info,
         }
-        write_model_dir(path, meta, self.net, CONFIG_FILE, WEIGHTS_FILE, overwrite=overwrite)
+        module = self.net
+        if self.genome is not None:  # the head's weights here; the genome factors stay put
+            meta["genome_store"] = os.path.relpath(self.genome.path, Path(path).resolve())
+            module = self.head
+        write_model_dir(path, meta, module, CONFIG_FILE, WEIGHTS_FILE, overwrite=overwrite)
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, device: str | torch.device = "cpu") -> AvocadoModel:
@@ -164,18 +198,27 @@ class AvocadoModel:
             celltypes, assays = list(meta["celltypes"]), list(meta["assays"])
         except (KeyError, TypeError, ValueError) as err:
             raise ModelFileError(f"{path / CONFIG_FILE} is incomplete or malformed: {err}") from err
-        net = AvocadoNet.from_layout(len(celltypes), len(assays), layout, config)
-        load_weights(net, path / WEIGHTS_FILE, meta, CONFIG_FILE)
-        net.to(resolve_device(device)).eval()
-        return cls(
-            net,
-            config,
+        common = dict(
             celltypes=celltypes,
             assays=assays,
             layout=layout,
             history=list(meta.get("history", [])),
             training_info=dict(meta.get("training_info", {})),
         )
+        if "genome_store" in meta:  # a genome-wide model: head here, factors on zarr
+            head = AvocadoHead(len(celltypes), len(assays), config)
+            load_weights(head, path / WEIGHTS_FILE, meta, CONFIG_FILE)
+            store = GenomeFactorStore((path.resolve() / meta["genome_store"]).resolve())
+            if store.layout != layout:
+                raise ModelFileError(
+                    f"The genome-factor store {store.path} has another layout than {path}."
+                )
+            head.to(resolve_device(device)).eval()
+            return cls(None, config, head=head, genome=store, **common)
+        net = AvocadoNet.from_layout(len(celltypes), len(assays), layout, config)
+        load_weights(net, path / WEIGHTS_FILE, meta, CONFIG_FILE)
+        net.to(resolve_device(device)).eval()
+        return cls(net, config, **common)
 
 
 def save_model(model: AvocadoModel, path: str | os.PathLike, *, overwrite: bool = False) -> None:

@@ -127,7 +127,8 @@ class Checkpoint:
             state = torch.load(path, map_location=device, weights_only=True)
             net.load_state_dict(state["net"])
             for opt, opt_state in zip(optimizers, state["optimizers"], strict=True):
-                opt.load_state_dict(opt_state)
+                if opt is not None:  # None: a frozen part (no optimiser state)
+                    opt.load_state_dict(opt_state)
         except (
             RuntimeError,
             OSError,
@@ -149,7 +150,7 @@ class Checkpoint:
             "epoch": epoch,
             "history": history,
             "net": net.state_dict(),
-            "optimizers": [opt.state_dict() for opt in optimizers],
+            "optimizers": [None if opt is None else opt.state_dict() for opt in optimizers],
         }
         tmp = self.directory / (name + ".tmp")
         torch.save(state, tmp)

@@ -6,13 +6,13 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
+from ..coords import genome_coords
 from ..genome import COARSE_SCALES
-from ..variables import CHROM, DEFAULT_POSITION_CHUNK, DIM_ASSAY, DIM_CELLTYPE, DIM_POSITION, START
+from ..variables import DEFAULT_POSITION_CHUNK, DIM_ASSAY, DIM_CELLTYPE, DIM_POSITION
+from .genome_store import SCALE_NAMES
 from .network import GENOME_TABLES
 
 __all__ = ["factors"]
-
-_SCALE_NAMES = ("25bp", "250bp", "5kbp")
 
 
 def factors(model) -> xr.Dataset:
@@ -38,53 +38,35 @@ def factors(model) -> xr.Dataset:
     >>> fac.genome_features.shape, fac.celltype_factors.sel(celltype="C1").shape
     ((2000, 110), (32,))
     """
-    net = model.net
-    chrom, start = model.layout.coords()
+    head = model.head
 
     def table(module) -> np.ndarray:
         return module.weight.detach().float().cpu().numpy().copy()
 
     data_vars = {
-        "celltype_factors": ((DIM_CELLTYPE, "celltype_factor"), table(net.celltype)),
-        "assay_factors": ((DIM_ASSAY, "assay_factor"), table(net.assay)),
+        "celltype_factors": ((DIM_CELLTYPE, "celltype_factor"), table(head.celltype)),
+        "assay_factors": ((DIM_ASSAY, "assay_factor"), table(head.assay)),
     }
-    coords = {
+    labels = {
         DIM_CELLTYPE: np.asarray(model.celltypes, dtype=object),
         DIM_ASSAY: np.asarray(model.assays, dtype=object),
-        CHROM: (DIM_POSITION, chrom),
-        START: (DIM_POSITION, start),
     }
-    tables = [table(getattr(net, name)) for name in GENOME_TABLES]
-    indices = [np.arange(len(chrom))]
-    for scale, suffix, values in zip(COARSE_SCALES, _SCALE_NAMES, tables, strict=True):
-        if scale == model.layout.resolution:
-            data_vars[f"genome_factors_{suffix}"] = ((DIM_POSITION, f"factor_{suffix}"), values)
-            continue
-        index, bin_chrom, bin_start = model.layout.scale_index(scale)
-        indices.append(index)
-        dim = f"{DIM_POSITION}_{suffix}"
-        data_vars[f"genome_factors_{suffix}"] = ((dim, f"factor_{suffix}"), values)
-        coords[f"{CHROM}_{suffix}"] = (dim, bin_chrom.astype(object))
-        coords[f"{START}_{suffix}"] = (dim, bin_start)
-    data_vars["genome_features"] = (
-        (DIM_POSITION, "genome_factor"),
-        _features_view(tables, indices),
-    )
-    return xr.Dataset(data_vars, coords=coords, attrs=model.attrs)
-
-
-def _features_view(tables, indices) -> da.Array:
-    """Lazy (position, n_genome_factors) concatenation of the three scales."""
-    n = len(indices[0])
-    chunk = min(DEFAULT_POSITION_CHUNK, n)
-    pos = da.arange(n, chunks=chunk)
-    width = sum(t.shape[1] for t in tables)
-
-    def gather(block):
-        return np.concatenate(
-            [tables[0][block], tables[1][indices[1][block]], tables[2][indices[2][block]]], axis=1
-        )
-
-    return da.map_blocks(
-        gather, pos, new_axis=1, chunks=(pos.chunks[0], (width,)), dtype=np.float32
-    )
+    if model.genome is not None:  # a genome-wide model: lazily from its zarr store
+        genome = model.genome.dataset()
+    else:
+        genome = xr.Dataset(coords=genome_coords(model.layout))
+        for k, (scale, name) in enumerate(zip(COARSE_SCALES, SCALE_NAMES, strict=True)):
+            suffix = "" if k == 0 else f"_{name}"
+            values = table(getattr(model.net, GENOME_TABLES[k]))
+            genome[f"genome_factors_{name}"] = ((DIM_POSITION + suffix, f"factor_{name}"), values)
+            if k:
+                genome = genome.assign_coords(genome_coords(model.layout.coarse(scale), suffix))
+    n = model.layout.n_positions
+    width = model.config.n_genome_factors
+    positions = da.arange(n, chunks=min(DEFAULT_POSITION_CHUNK, n))
+    features = da.map_blocks(
+        model.genome_features, positions, new_axis=1, chunks=(positions.chunks[0], (width,)),
+        dtype=np.float32, meta=np.empty((0, 0), np.float32),
+    )  # fmt: skip
+    genome["genome_features"] = ((DIM_POSITION, "genome_factor"), features)
+    return genome.assign(data_vars).assign_coords(labels).assign_attrs(model.attrs)

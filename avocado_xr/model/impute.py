@@ -1,4 +1,13 @@
-"""Blockwise, lazy imputation: ``impute(ds, model)`` returns a Dask-backed Dataset."""
+"""Blockwise, lazy imputation: ``impute(ds, model)`` returns a Dask-backed Dataset.
+
+Building the graph costs O(segments + blocks): the positions of ``ds`` are mapped onto the
+model's as a few *runs* (``ds`` positions ``[lo, hi)`` are model positions ``model_lo +
+...``) using the layouts of their :class:`~avocado_xr.coords.GenomeIndex`. Each block task
+receives its runs, the network head (shipped once) and a handle to only the genome-factor rows
+it needs: slices of the in-memory tables, or the genome-factor store (zarr) of a genome-wide
+model, from which the task reads its own rows. No task receives the whole genome's tables or
+coordinates, so memory per task is bounded by the block size.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +23,9 @@ import xarray as xr
 from .._compat import TORCH_LOCK, autocast
 from ..average import average_block
 from ..compendium import position_chunks
+from ..coords import layout_of
 from ..exceptions import DimensionError, InvalidSignalError
+from ..genome import GenomeLayout
 from ..imputation import imputation_result
 from ..variables import (
     CHROM,
@@ -22,13 +33,14 @@ from ..variables import (
     DIM_CELLTYPE,
     DIM_POSITION,
     OBSERVED,
+    RESOLUTION,
     SIGNAL,
     START,
     check_names,
 )
 from .network import AvocadoHead
 
-__all__ = ["ImputeState", "impute"]
+__all__ = ["ImputeState", "TableRows", "impute", "position_runs"]
 
 #: rows (tracks x positions) pushed through the network at once (bounds task memory)
 _SUB_BATCH = 65_536
@@ -36,63 +48,120 @@ _SUB_BATCH = 65_536
 
 @dataclass(frozen=True)
 class ImputeState:
-    """What a block needs, on the CPU: the head module, the genome tables (NumPy) and the
-    coarse-bin indices. Shipped to the Dask workers once, as one task."""
+    """The network head on the CPU, in eval mode: shipped to the Dask workers once."""
 
     head: AvocadoHead
-    genome: tuple[np.ndarray, np.ndarray, np.ndarray]
-    index_250bp: np.ndarray
-    index_5kbp: np.ndarray
     precision: str = "float32"
 
     @classmethod
-    def from_net(cls, net, precision: str = "float32") -> ImputeState:
-        head = copy.deepcopy(net.head).cpu().float().eval()
+    def from_head(cls, head: AvocadoHead, precision: str = "float32") -> ImputeState:
+        head = copy.deepcopy(head).cpu().float().eval()
         for param in head.parameters():
             param.requires_grad_(False)
-        return cls(
-            head=head,
-            genome=tuple(
-                t.weight.detach().float().cpu().numpy().copy() for t in net.genome_tables()
-            ),
-            index_250bp=net.index_250bp.cpu().numpy().copy(),
-            index_5kbp=net.index_5kbp.cpu().numpy().copy(),
-            precision=precision,
-        )
+        return cls(head=head, precision=precision)
 
-    def genome_features(self, position: np.ndarray) -> np.ndarray:
-        g25, g250, g5k = self.genome
-        return np.concatenate(
-            [g25[position], g250[self.index_250bp[position]], g5k[self.index_5kbp[position]]],
-            axis=1,
-        )
-
-    def predict_block(self, position: np.ndarray, celltypes, assays, averages=None) -> np.ndarray:
-        """Predictions of shape (len(celltypes), len(assays), len(position)), eval mode.
+    def predict_block(self, genome: np.ndarray, celltypes, assays, averages=None) -> np.ndarray:
+        """Predictions ``(len(celltypes), len(assays), len(genome))`` from genome features.
 
         ``averages`` (same shape) holds the average-of-other-cell-types input for models that
         take it. Rows go through the network ``_SUB_BATCH`` (tracks x positions) at a time.
         """
         tracks = [(c, a) for c in celltypes for a in assays]
-        out = np.empty((len(tracks), len(position)), dtype=np.float32)
+        n = len(genome)
+        out = np.empty((len(tracks), n), dtype=np.float32)
         step = max(1, _SUB_BATCH // len(tracks))
         flat = None if averages is None else averages.reshape(len(tracks), -1)
         with torch.no_grad(), autocast(torch.device("cpu"), self.precision):
-            for lo in range(0, len(position), step):
-                pos = position[lo : lo + step]
-                genome = torch.from_numpy(self.genome_features(pos))
+            for lo in range(0, n, step):
+                features = torch.from_numpy(genome[lo : lo + step])
                 average = None if flat is None else torch.from_numpy(flat[:, lo : lo + step])
-                pred = self.head.predict_tracks(genome, tracks, average)
-                out[:, lo : lo + len(pos)] = pred.float().numpy()
-        return out.reshape(len(celltypes), len(assays), len(position))
+                pred = self.head.predict_tracks(features, tracks, average)
+                out[:, lo : lo + len(features)] = pred.float().numpy()
+        return out.reshape(len(celltypes), len(assays), n)
+
+
+@dataclass(frozen=True)
+class TableRows:
+    """The rows of in-memory genome tables that one block reads (model positions
+    ``[lo, lo + len(index_250bp))``), with their coarse-bin indices."""
+
+    tables: tuple[np.ndarray, np.ndarray, np.ndarray]
+    lo: int
+    index_250bp: np.ndarray
+    index_5kbp: np.ndarray
+
+    @classmethod
+    def of(cls, net, lo: int, hi: int) -> TableRows:
+        def rows(table, a, b):
+            return table.weight[a:b].detach().float().cpu().numpy()
+
+        i250 = net.index_250bp[lo:hi].cpu().numpy()
+        i5k = net.index_5kbp[lo:hi].cpu().numpy()
+        b250 = (int(i250.min()), int(i250.max()) + 1) if hi > lo else (0, 0)
+        b5k = (int(i5k.min()), int(i5k.max()) + 1) if hi > lo else (0, 0)
+        g25, g250, g5k = net.genome_tables()
+        tables = (rows(g25, lo, hi), rows(g250, *b250), rows(g5k, *b5k))
+        return cls(tables, lo, i250 - b250[0], i5k - b5k[0])
+
+    def features(self, positions: np.ndarray) -> np.ndarray:
+        local = np.asarray(positions) - self.lo
+        g25, g250, g5k = self.tables
+        return np.concatenate(
+            [g25[local], g250[self.index_250bp[local]], g5k[self.index_5kbp[local]]], axis=1
+        )
+
+
+def position_runs(ds: xr.Dataset, layout: GenomeLayout) -> np.ndarray:
+    """``ds``'s positions as runs onto the model's: rows ``(lo, hi, model_lo)`` meaning that
+    positions ``lo..hi-1`` of ``ds`` are model positions ``model_lo..``. O(segments) when ``ds``
+    has a :class:`~avocado_xr.coords.GenomeIndex`; one pass over ``chrom``/``start`` otherwise.
+
+    Raises
+    ------
+    RegionError
+        A position of ``ds`` is not one of the model's.
+    """
+    ds_layout = layout_of(ds)
+    if ds_layout is None:
+        ds_layout = GenomeLayout.from_coords(
+            np.asarray(ds[CHROM].values),
+            np.asarray(ds[START].values),
+            int(ds.attrs.get("resolution", RESOLUTION)),
+        )
+    runs = []
+    for c, s, n, off in zip(
+        ds_layout.chrom, ds_layout.start, ds_layout.n_bins, ds_layout.offsets, strict=True
+    ):
+        ends = layout.locate([c, c], [s, s + (n - 1) * ds_layout.resolution])
+        if ends[1] - ends[0] == n - 1:  # contiguous in the model too (the usual case)
+            runs.append((int(off), int(off) + n, int(ends[0])))
+            continue
+        chrom, start = ds_layout.subset(int(off), int(off) + n).coords()
+        index = layout.locate(chrom, start)
+        cut = np.flatnonzero(np.diff(index) != 1) + 1
+        for a, b in zip(np.r_[0, cut], np.r_[cut, n], strict=True):
+            runs.append((int(off) + int(a), int(off) + int(b), int(index[a])))
+    return np.asarray(runs, dtype=np.int64).reshape(-1, 3)
+
+
+def _block_positions(runs: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """Model positions of ``ds`` positions ``[lo, hi)``."""
+    parts = []
+    for a, b, m in runs:
+        a2, b2 = max(a, lo), min(b, hi)
+        if a2 < b2:
+            parts.append(np.arange(m + a2 - a, m + b2 - a, dtype=np.int64))
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
 def _impute_block(
-    index, state: ImputeState, signal=None, observed=None, *, celltypes, assays, rows=None
-):
-    """One output block. ``signal``/``observed`` (the input compendium) feed the average;
-    ``rows`` = (cell type rows, assay columns) of the requested tracks in that compendium."""
-    index = index.reshape(-1)
+    runs, lo, hi, genome, state: ImputeState, signal=None, observed=None, *, celltypes, assays,
+    rows=None,
+):  # fmt: skip
+    """One output block: ``ds`` positions ``[lo, hi)``. ``signal``/``observed`` (the input
+    compendium) feed the average; ``rows`` = (cell type rows, assay columns) of the requested
+    tracks in that compendium."""
+    features = genome.features(_block_positions(runs, lo, hi))
     averages = None
     if signal is not None:
         donors = np.asarray(observed, dtype=bool)[:, rows[1]]
@@ -104,7 +173,7 @@ def _impute_block(
             )
         averages = average_block(signal, observed, *rows)
     with TORCH_LOCK:
-        return state.predict_block(index, celltypes, assays, averages)
+        return state.predict_block(features, celltypes, assays, averages)
 
 
 def impute(
@@ -167,30 +236,57 @@ def impute(
     assays = check_names(assays, model.assays, DIM_ASSAY)
     if ds is None:
         ds, merge = model.positions(), False
-    index = model.layout.locate(np.asarray(ds[CHROM].values), np.asarray(ds[START].values))
+    runs = position_runs(ds, model.layout)
     chunks = position_chunks(ds, position_chunk)
     autocast(torch.device("cpu"), precision)  # validates precision before building anything
-    state = dask.delayed(ImputeState.from_net(model.net, precision), pure=True, traverse=False)
+    head = ImputeState.from_head(model.head, precision)
+    token = dask.base.tokenize(
+        model.config.digest(), model.head.state_dict(), _genome_token(model), runs, chunks,
+        celltypes, assays, precision,
+    )  # fmt: skip
+    state = dask.delayed(head, pure=True, traverse=False, name=f"avocado-head-{token}")
     c_idx = [model.celltypes.index(c) for c in celltypes]
     a_idx = [model.assays.index(a) for a in assays]
-    args = [da.from_array(index[None, None, :], chunks=(1, 1, chunks), name=False), state]
     kwargs = {"celltypes": c_idx, "assays": a_idx}
+    signal = observed = None
     if model.config.average != "none":
-        args += _average_inputs(ds, celltypes, assays, chunks)
+        signal, observed = _average_inputs(ds, celltypes, assays, chunks)
         kwargs["rows"] = (
             [list(ds.get_index(DIM_CELLTYPE)).index(c) for c in celltypes],
             [list(ds.get_index(DIM_ASSAY)).index(a) for a in assays],
         )
-    data = da.map_blocks(
-        _impute_block,
-        *args,
-        **kwargs,
-        chunks=((len(c_idx),), (len(a_idx),), chunks),
-        dtype=np.float32,
-        meta=np.empty((0, 0, 0), dtype=np.float32),
-        name="avocado-impute-" + dask.base.tokenize(index, state, c_idx, a_idx, chunks, *args[2:]),
-    )
+    blocks, lo = [], 0
+    for k, size in enumerate(chunks):
+        hi = lo + size
+        block_runs = runs[(runs[:, 0] < hi) & (runs[:, 1] > lo)]
+        if model.genome is not None:
+            genome = model.genome
+        else:
+            m_lo = int((block_runs[:, 2] + np.maximum(lo - block_runs[:, 0], 0)).min())
+            m_hi = int(
+                (block_runs[:, 2] + np.minimum(hi, block_runs[:, 1]) - block_runs[:, 0]).max()
+            )
+            genome = TableRows.of(model.net, m_lo, m_hi)
+        args = [block_runs, lo, hi, genome, state]
+        if signal is not None:
+            args += [signal[:, :, lo:hi], observed]
+        task = dask.delayed(_impute_block, pure=True, traverse=signal is not None)(
+            *args, **kwargs, dask_key_name=f"avocado-impute-{token}-{k}"
+        )
+        shape = (len(c_idx), len(a_idx), size)
+        blocks.append(
+            da.from_delayed(task, shape, dtype=np.float32, meta=np.empty((0, 0, 0), np.float32))
+        )
+        lo = hi
+    data = da.concatenate(blocks, axis=2)
     return imputation_result(data, celltypes, assays, ds, model.attrs, merge=merge)
+
+
+def _genome_token(model) -> str:
+    """What identifies the genome factors of a model, cheaply."""
+    if model.genome is not None:
+        return str(model.genome.path)
+    return dask.base.tokenize(*(t.weight.detach().cpu().numpy() for t in model.net.genome_tables()))
 
 
 def _average_inputs(ds, celltypes, assays, chunks) -> list:
@@ -209,4 +305,4 @@ def _average_inputs(ds, celltypes, assays, chunks) -> list:
     if not isinstance(signal, da.Array):
         signal = da.from_array(signal, chunks=(-1, -1, chunks), name=False)
     signal = signal.rechunk((-1, -1, chunks))
-    return [signal, np.asarray(ds[OBSERVED].transpose(DIM_CELLTYPE, DIM_ASSAY).values)]
+    return signal, np.asarray(ds[OBSERVED].transpose(DIM_CELLTYPE, DIM_ASSAY).values)

@@ -16,6 +16,7 @@ from .._compat import autocast, resolve_device
 from .._progress import progress
 from ..average import average_of_others
 from ..config import AvocadoConfig
+from ..coords import layout_of
 from ..exceptions import AvocadoXrWarning, ConfigError, InvalidSignalError
 from ..genome import GenomeLayout
 from ..variables import (
@@ -143,7 +144,7 @@ def fit(
         raise InvalidSignalError("No observed track is left for training.")
     _warn_untrained(train_pairs, celltypes, assays)
 
-    layout = GenomeLayout.from_coords(
+    layout = layout_of(ds) or GenomeLayout.from_coords(
         ds[CHROM].values, ds[START].values, int(ds.attrs.get("resolution", RESOLUTION))
     )
     sampler = make_sampler(
@@ -165,14 +166,13 @@ def fit(
         torch.manual_seed(seed)
         net = AvocadoNet.from_layout(len(celltypes), len(assays), layout, config)
     net.to(device)
-    optimizers = _optimizers(net, config)
+    optimizers = optimizers_for(net, config)
     history: list[dict] = []
-    first_epoch = 0
     ckpt = None
     if checkpoint is not None:
         fingerprint = _fingerprint(config, layout, celltypes, assays, train_pairs, seed, precision)
         ckpt = Checkpoint(checkpoint, fingerprint)
-        first_epoch, history = ckpt.load(net, optimizers, device, epochs)
+        history = ckpt.load(net, optimizers, device, epochs)[1]
 
     model = AvocadoModel(
         net,
@@ -189,12 +189,44 @@ def fit(
             "genome": str(ds.attrs.get("genome", "unknown")),
         },
     )
-    epoch_bar = progress(
-        range(first_epoch, epochs),
-        desc="epochs",
+    run_epochs(
+        net,
+        sampler,
+        optimizers,
+        config,
+        epochs=epochs,
+        history=history,
+        device=device,
+        precision=precision,
+        seed=seed,
         verbose=verbose,
-        initial=first_epoch,
-        total=epochs,
+        val_reader=val_reader,
+        checkpoint=ckpt,
+    )
+    return model
+
+
+def run_epochs(
+    net,
+    sampler,
+    optimizers,
+    config,
+    *,
+    epochs: int,
+    history: list[dict],
+    device,
+    precision: str,
+    seed: int,
+    verbose: bool,
+    val_reader=None,
+    checkpoint: Checkpoint | None = None,
+    desc: str = "epochs",
+) -> list[dict]:
+    """Train ``net`` from epoch ``len(history)`` to ``epochs``, appending one record per epoch
+    to ``history`` and checkpointing after each; leaves the network in eval mode."""
+    first_epoch = len(history)
+    epoch_bar = progress(
+        range(first_epoch, epochs), desc=desc, verbose=verbose, initial=first_epoch, total=epochs
     )
     for epoch in epoch_bar:
         tic = time.perf_counter()
@@ -214,10 +246,10 @@ def fit(
         epoch_bar.set_postfix(
             {k: f"{v:.4f}" for k, v in record.items() if "loss" in k or "mse" in k}
         )
-        if ckpt is not None:
-            ckpt.save(net, optimizers, epoch + 1, history)
+        if checkpoint is not None:
+            checkpoint.save(net, optimizers, epoch + 1, history)
     net.eval()
-    return model
+    return history
 
 
 def _validation_pairs(ds, validation, celltypes, assays) -> list[tuple[str, str]]:
@@ -252,13 +284,19 @@ def _warn_untrained(train_pairs, celltypes, assays) -> None:
         )
 
 
-def _optimizers(net: AvocadoNet, config: AvocadoConfig) -> tuple[torch.optim.Adam, RowAdam]:
-    """Adam on the dense parameters; lazy row-wise Adam on the genome tables."""
+def optimizers_for(net: AvocadoNet, config: AvocadoConfig, *, train_head: bool = True):
+    """Adam on the dense parameters (None with ``train_head=False``: the network, cell type
+    and assay factors frozen); lazy row-wise Adam on the genome tables."""
     genome = [table.weight for table in net.genome_tables()]
     genome_ids = {id(p) for p in genome}
-    dense = [p for p in net.parameters() if id(p) not in genome_ids]
     kwargs = {"lr": config.lr, "betas": (0.9, 0.999), "eps": 1e-8}
-    return torch.optim.Adam(dense, **kwargs), RowAdam([w.data for w in genome], **kwargs)
+    dense = None
+    if train_head:
+        dense = torch.optim.Adam([p for p in net.parameters() if id(p) not in genome_ids], **kwargs)
+    else:
+        for p in net.head.parameters():
+            p.requires_grad_(False)
+    return dense, RowAdam([w.data for w in genome], **kwargs)
 
 
 def _gather_genome(net: AvocadoNet, rows: RowAdam, position: torch.Tensor) -> torch.Tensor:
@@ -286,7 +324,8 @@ def _train_epoch(net, sampler, optimizers, config, device, precision, seed, epoc
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed * 1_000_003 + epoch)
         for batch in sampler.epoch(generator):
-            dense.zero_grad(set_to_none=True)
+            if dense is not None:
+                dense.zero_grad(set_to_none=True)
             rows.zero_grad()
             genome = _gather_genome(net, rows, batch.position)
             with autocast(device, precision):
@@ -297,7 +336,8 @@ def _train_epoch(net, sampler, optimizers, config, device, precision, seed, epoc
             if config.genome_l2:
                 objective = loss + config.genome_l2 * genome.pow(2).sum(1).mean()
             objective.backward()
-            dense.step()
+            if dense is not None:
+                dense.step()
             rows.step()
             total += loss.detach() * len(batch)  # no device sync per batch
             bar.update()
