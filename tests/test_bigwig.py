@@ -17,12 +17,19 @@ import avocado_xr as ax
 from avocado_xr.assembly import genome_sizes
 from avocado_xr.bigwig.chroms import check_chroms, harmonise_chroms
 from avocado_xr.bigwig.integrity import check_bigwig_file
-from avocado_xr.bigwig.reader import BigWigArray, bin_means, read_bigwig
+from avocado_xr.bigwig.reader import (
+    BigWigArray,
+    bin_means,
+    file_chroms,
+    read_bigwig,
+    reader_name,
+)
 from avocado_xr.exceptions import (
     AvocadoXrError,
     BigWigReadError,
     ChromosomeError,
     ChromSizeError,
+    ConfigError,
     GenomeError,
 )
 from avocado_xr.genome import GenomeLayout as Layout
@@ -51,6 +58,27 @@ def independent_bins(path, file_chrom, lo, hi, gaps="missing"):
         else:
             out.append(np.nanmean(window) if np.isfinite(window).any() else np.nan)
     return np.array(out, dtype=np.float32)
+
+
+def _has_pybigtools() -> bool:
+    try:
+        import pybigtools  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+needs_pybigtools = pytest.mark.skipif(
+    not _has_pybigtools(), reason="pybigtools (the optional 'fast' extra) is not installed"
+)
+
+
+@pytest.fixture(params=["pyBigWig", pytest.param("pybigtools", marks=needs_pybigtools)])
+def reader(request, monkeypatch):
+    """Each bigWig reader in turn (the environment variable picks it)."""
+    monkeypatch.setenv("AVOCADO_XR_BIGWIG_READER", request.param)
+    assert reader_name() == request.param
+    return request.param
 
 
 # ----------------------------------------------------------------------------- genomes
@@ -179,6 +207,31 @@ def test_bin_means_edges_and_gaps():
     assert bin_means(short, 2, n_valid=35, gaps="zero")[1] == 5.0
 
 
+def test_bin_means_is_the_per_base_definition_bit_for_bit():
+    """Fully covered bins (one pass), partly covered, uncovered, inf - inf and the short last
+    bin all give the bits of the definition: covered bases summed in float64, then float32."""
+    rng = np.random.default_rng(3)
+    n = 3_000
+    values = (rng.choice([-1, 1], n * 25) * 10.0 ** rng.uniform(-20, 20, n * 25)).astype("f4")
+    values[rng.random(n * 25) < 0.02] = np.nan  # some bins partly covered
+    values[: 25 * 50] = np.nan  # some bins not covered at all
+    values[25 * 60 : 25 * 61] = [np.inf, -np.inf] + [1.0] * 23  # inf - inf is NaN
+    before = values.copy()
+    for gaps in ("missing", "zero"):
+        got = bin_means(values, n, n_valid=n * 25 - 7, gaps=gaps)
+        want = np.empty(n, dtype=np.float32)
+        for k in range(n):  # the definition: float64, base by base, covered bases only
+            total, count = 0.0, 0
+            for x in values[25 * k : 25 * k + 25].tolist():
+                if x == x:
+                    total, count = total + x, count + 1
+            if gaps == "zero":
+                count = 25 if k < n - 1 else 25 - 7
+            want[k] = np.float32(total / count) if count else np.nan
+        assert got.tobytes() == want.tobytes(), gaps
+    assert values.tobytes() == before.tobytes()  # the input is left alone
+
+
 @st.composite
 def records(draw):
     size = draw(st.integers(30, 400))
@@ -194,7 +247,7 @@ def records(draw):
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(records(), st.sampled_from(["missing", "zero"]))
-def test_read_bigwig_matches_naive_binning(tmp_path, case, gaps):
+def test_read_bigwig_matches_naive_binning(tmp_path, reader, case, gaps):
     size, recs = case
     path = write_bw(tmp_path / "r.bw", {"chr1": size}, recs)
     got = read_bigwig(path, genome={"chr1": size}, gaps=gaps, chunks=3).values
@@ -234,7 +287,7 @@ def test_bigwig_array_is_picklable_and_lazy(tmp_path):
 
 
 @pytest.mark.parametrize("name", sorted(REAL))
-def test_real_bigwigs_match_independent_binning(shared_data, name):
+def test_real_bigwigs_match_independent_binning(shared_data, reader, name):
     genome, chrom, lo, hi = REAL[name]
     path = shared_data / "bigwig" / name
     trk = read_bigwig(path, genome=genome, regions=[(chrom, lo, hi)], region_rule="overlap")
@@ -247,6 +300,81 @@ def test_real_bigwigs_match_independent_binning(shared_data, name):
     assert np.array_equal(np.isnan(got), np.isnan(want))
     np.testing.assert_allclose(got, want, rtol=1e-6)
     assert np.isfinite(got).sum() > 100  # the window holds real data
+
+
+@needs_pybigtools
+@pytest.mark.parametrize("gaps", ["missing", "zero"])
+def test_readers_agree_bit_for_bit(shared_data, tmp_path, gaps):
+    """pybigtools and pyBigWig give the same float32 bits on every real file (whole
+    chromosomes, with their short last bins) and on a file without any record."""
+    empty = write_bw(tmp_path / "empty.bw", {"chr1": 1_013}, [])
+    cases = [(shared_data / "bigwig" / name, genome) for name, (genome, *_) in REAL.items()]
+    for path, genome in [*cases, (empty, {"chr1": 1_013})]:
+        sizes = genome_sizes(genome)
+        bw = pyBigWig.open(str(path))
+        chroms = check_chroms(bw.chroms(), sizes, sizes.sizes)  # every chromosome it has
+        bw.close()
+        array = BigWigArray(path, Layout.from_genome(sizes, list(chroms)), chroms, gaps)
+        n = array.shape[0]
+        with array.open("pyBigWig") as slow, array.open("pybigtools") as fast:
+            for lo in range(0, n, 2**21):
+                want = slow.read(lo, min(lo + 2**21, n))
+                assert fast.read(lo, min(lo + 2**21, n)).tobytes() == want.tobytes(), path
+    assert np.isnan(
+        BigWigArray(empty, Layout.from_genome({"chr1": 1_013}), {"chr1": "chr1"})[:]
+    ).all()
+
+
+def test_reader_choice(monkeypatch):
+    monkeypatch.setenv("AVOCADO_XR_BIGWIG_READER", "pyBigWig")
+    assert reader_name() == "pyBigWig"
+    monkeypatch.setenv("AVOCADO_XR_BIGWIG_READER", "libBigWig")
+    with pytest.raises(ConfigError, match="'libBigWig' is not a bigWig reader"):
+        reader_name()
+    monkeypatch.setitem(__import__("sys").modules, "pybigtools", None)  # not installed
+    monkeypatch.setenv("AVOCADO_XR_BIGWIG_READER", "auto")
+    assert reader_name() == "pyBigWig"
+    monkeypatch.setenv("AVOCADO_XR_BIGWIG_READER", "pybigtools")
+    with pytest.raises(ConfigError, match=r"avocado-xr\[fast\]"):
+        reader_name()
+    with pytest.raises(ConfigError, match="reader must be one of"):
+        BigWigArray("a.bw", Layout.from_genome({"chr1": 100}), {}).open("bigtools")
+
+
+def test_file_sharing_no_chromosome_is_refused():
+    hg19 = genome_sizes("hg19")
+    with pytest.raises(ChromSizeError) as info:  # chr17 of hg38, read on chr1 of hg19
+        check_chroms({"chr17": 83_257_441}, hg19, ["chr1"], path="f.bw")
+    message = str(info.value)
+    assert message.startswith("f.bw shares no chromosome") and "genome 'hg19'" in message
+    assert "pass genome='hg38'" in message
+    with pytest.raises(ChromosomeError, match="2L.*pass genome='dm3'"):  # dm3, no chrX read
+        check_chroms({"X": 22_422_827, "2L": 23_011_544}, hg19, ["chr6", "chr22"], path="f.bw")
+    with pytest.raises(ChromosomeError, match="all-empty track.*regions= or chroms="):
+        check_chroms({"chr22": 51_304_566}, hg19, ["chr6"], path="f.bw")
+    assert check_chroms({"chr22": 51_304_566}, hg19, ["chr21", "chr22"]) == {"chr22": "chr22"}
+
+
+def test_real_partial_coverage_reads_and_other_assemblies_fail(shared_data):
+    from conftest import raise_if_dask_computes
+
+    bw = shared_data / "bigwig"
+    chr22 = bw / "sevenC_GM12878_Stat1.chr22_1-30000000.hg19.bigWig"
+    hg19 = genome_sizes("hg19")
+    everything = Layout.from_genome(hg19)  # all of hg19, from a chr22-only file
+    assert file_chroms(chr22, hg19, everything) == {"chr22": "chr22"}
+    at = int(everything.offsets[everything.chrom.index("chr22")]) + 16_000_000 // 25
+    got = BigWigArray(chr22, everything, {"chr22": "chr22"})[at : at + 4_000]
+    np.testing.assert_allclose(got, independent_bins(chr22, "chr22", 16_000_000, 16_100_000))
+    with raise_if_dask_computes():
+        two = read_bigwig(chr22, genome="hg19", chroms=["chr21", "chr22"])  # lazy, no error
+    assert np.isnan(two[:1_000].values).all()  # chr21: uncovered
+    pilot_bed = ax.datasets.pilot_regions()[["chrom", "start", "end"]]
+    fly = bw / "pyGenomeTracks_bigwig3_X_2.5e6_3.5e6.dm3.bw"
+    with pytest.raises(ChromSizeError, match="dm3.bw shares no chromosome.*genome='dm3'"):
+        read_bigwig(fly, genome="hg19", regions=pilot_bed)
+    with pytest.raises(ChromSizeError, match="chr17.bigWig shares no.*genome='hg38'"):
+        read_bigwig(bw / "bigtools_valid.chr17.bigWig", genome="hg19", regions=pilot_bed)
 
 
 def test_real_dm3_file_without_chr_prefix_and_second_chrom(shared_data):

@@ -132,6 +132,20 @@ def test_missing_policy_transform_and_gaps_are_explicit(tmp_path):
         ingest(m, tmp_path / "e.zarr", missing="drop", **kw)
 
 
+def test_all_nan_blocks_of_an_observed_track_are_stored(tmp_path):
+    """missing="nan" on a partly covered file: a block with no covered base is all NaN, the
+    fill value, yet its chunk is written, so reads do not take it for a lost chunk."""
+    path = write_bw(tmp_path / "a.bw", {"chr1": 1_000}, [("chr1", 0, 100, 1.0)])
+    m = manifest(tmp_path, [("C", "A", path)])
+    genome = {"chr1": 1_000, "chr2": 1_000}
+    report = ingest(m, tmp_path / "a.zarr", genome=genome, missing="nan", position_chunk=16)
+    assert report.ok
+    chunks = sorted(p.name for p in (tmp_path / "a.zarr" / "signal" / "c" / "0" / "0").iterdir())
+    assert len(chunks) == 5  # 80 positions, 16 a chunk: all written, NaN ones too
+    values = report.open().signal.values[0, 0]
+    assert (values[:4] == np.arcsinh(np.float32(1))).all() and np.isnan(values[4:]).all()
+
+
 # --------------------------------------------------------------------------- real files
 
 
@@ -263,14 +277,76 @@ def test_chromosome_policies(tmp_path):
         ingest(m, tmp_path / "b.zarr", genome=genome, extra_chroms="error")
     with pytest.warns(IngestWarning, match=r"no chromosome \['chr2'\]"):
         ingest(m, tmp_path / "c.zarr", genome=genome, missing_chroms="error")
-    ds = ingest(m, tmp_path / "d.zarr", genome=genome, chroms=["chr2"], transform=None).open()
-    assert ds.sizes["position"] == 20 and (ds.signal == 0).all()  # chr2 absent: missing -> 0
-    kw = dict(genome=genome, chroms=["chr2"], missing="nan", transform=None)
-    assert ingest(m, tmp_path / "f.zarr", **kw).open().signal.isnull().all()
-    assert (ingest(m, tmp_path / "g.zarr", gaps="zero", **kw).open().signal == 0).all()
+    chr2 = ds.signal.values[0, 0, 40:]  # absent from the file: read as uncovered, missing -> 0
+    assert ds.sizes["position"] == 60 and chr2.size == 20 and (chr2 == 0).all()
+    kw = dict(genome=genome, missing="nan", transform=None)
+    assert np.isnan(ingest(m, tmp_path / "f.zarr", **kw).open().signal.values[0, 0, 40:]).all()
+    assert (ingest(m, tmp_path / "g.zarr", gaps="zero", **kw).open().signal[..., 40:] == 0).all()
+    with pytest.warns(IngestWarning, match="shares no chromosome"):  # only chr2 is read
+        alone = ingest(m, tmp_path / "d.zarr", genome=genome, chroms=["chr2"])
+    assert alone.failed[0][3].startswith(str(path)) and not alone.open().observed.any()
     with pytest.warns(IngestWarning, match="1,000 bp"):
         renamed = ingest(m, tmp_path / "e.zarr", genome=genome, chrom_map={"1": "chr2"})
     assert renamed.failed[0][3].startswith(str(path))
+
+
+def test_files_sharing_no_chromosome_with_the_layout_fail_alone(tmp_path):
+    """Issue 12: a file of another assembly, or of none of the chromosomes read, must fail
+    (its track only, named); a file covering some of the chromosomes read is ingested."""
+    genome = {"chr1": 1_000, "chr2": 500, "chr3": 700}
+    good = write_bw(tmp_path / "good.bw", genome, [("chr1", 0, 50, 2.0), ("chr2", 0, 25, 3.0)])
+    partial = write_bw(tmp_path / "partial.bw", {"chr1": 1_000}, [("chr1", 25, 75, 4.0)])
+    fly = write_bw(tmp_path / "fly.bw", {"2L": 5_000}, [("2L", 0, 25, 1.0)])
+    other = write_bw(tmp_path / "other.bw", {"chr3": 800}, [("chr3", 0, 25, 1.0)])
+    rows = [("C0", "A0", good), ("C0", "A1", partial), ("C1", "A0", fly), ("C1", "A1", other)]
+    kw = dict(genome=genome, chroms=["chr1", "chr2"], transform=None, position_chunk=16)
+    with pytest.warns(IngestWarning, match="2 track"):
+        report = ingest(manifest(tmp_path, rows), tmp_path / "c.zarr", **kw)
+    assert report.written == [("C0", "A0"), ("C0", "A1")] and "2 failed" in str(report)
+    failed = {(c, a): reason for c, a, _, reason in report.failed}
+    assert failed[("C1", "A0")].startswith(str(fly))
+    assert "shares no chromosome" in failed[("C1", "A0")] and "'custom'" in failed[("C1", "A0")]
+    assert "regions= or chroms=" in failed[("C1", "A0")]  # what to pass instead
+    assert failed[("C1", "A1")].startswith(str(other)) and "800 bp" in failed[("C1", "A1")]
+    assert "another assembly" in failed[("C1", "A1")]
+    ds = report.open()
+    assert ds.observed.values.tolist() == [[True, True], [False, False]]
+    ax.validate(ds, check_values=True)  # the failed tracks hold no value
+    values = ds.signal.values
+    assert values[0, 1, :4].tolist() == [0, 4, 4, 0] and (values[0, 1, 40:] == 0).all()
+    alone = ingest(manifest(tmp_path, rows[:1], name="one.tsv"), tmp_path / "one.zarr", **kw)
+    np.testing.assert_array_equal(values[0, 0], alone.open().signal.values[0, 0])
+    with pytest.raises(IngestError, match="fly.bw"):
+        ingest(manifest(tmp_path, rows), tmp_path / "c.zarr", on_error="raise", **kw)
+
+
+def test_real_files_of_another_assembly_fail_and_partial_coverage_ingests(shared_data, tmp_path):
+    bw = shared_data / "bigwig"
+    fly = bw / "pyGenomeTracks_bigwig3_X_2.5e6_3.5e6.dm3.bw"  # X and 2L of dm3
+    chr17 = bw / "bigtools_valid.chr17.bigWig"  # chr17 of hg38 (83,257,441 bp)
+    chr22 = bw / "sevenC_GM12878_Stat1.chr22_1-30000000.hg19.bigWig"  # chr22 of hg19 only
+    rows = [("fly", "S", fly), ("X", "S", chr17), ("GM12878", "S", chr22)]
+    regions = [("chr21", 9_400_000, 9_500_000), ("chr22", 16_000_000, 17_000_000)]
+    with pytest.warns(IngestWarning, match="2 track"):
+        report = ingest(
+            manifest(tmp_path, rows),
+            tmp_path / "c.zarr",
+            genome="hg19",
+            regions=regions,
+            region_rule="overlap",
+        )
+    assert report.written == [("GM12878", "S")]
+    failed = {c: reason for c, _, _, reason in report.failed}
+    for cell, path, right in (("fly", fly, "dm3"), ("X", chr17, "hg38")):
+        assert failed[cell].startswith(str(path)), failed[cell]
+        assert "genome 'hg19'" in failed[cell] and f"pass genome='{right}'" in failed[cell]
+    ds = report.open()
+    assert ds.observed.values.tolist() == [[False], [False], [True]]
+    got = ds.signal.sel(celltype="GM12878", assay="S").values
+    assert (got[:4_000] == 0).all()  # chr21: not in the file, read as uncovered
+    want = independent(chr22, "chr22", 16_000_000, 17_000_000)
+    np.testing.assert_allclose(got[4_000:], want, rtol=1e-6)
+    assert (got[4_000:] > 0).sum() > 1_000
 
 
 # --------------------------------------------------------------------------- resume
@@ -348,7 +424,7 @@ def test_runs_on_the_active_distributed_client(tmp_path, small_files):
     m = manifest(folder, rows)
     local = ingest(m, tmp_path / "local.zarr", genome=SMALL, position_chunk=512)
     with distributed.Client(
-        processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None
+        processes=False, n_workers=1, threads_per_worker=2, dashboard_address=":0"
     ) as client:
         dist = ingest(m, tmp_path / "dist.zarr", genome=SMALL, position_chunk=512)
         assert any(k.startswith("ingest-finish") for k in _task_keys(client))

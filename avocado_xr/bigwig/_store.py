@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
+from .._files import read_group_attrs as read_group
+from .._files import write_group_attrs as write_group
 from ..assembly import KNOWN_GENOMES, Genome
 from ..exceptions import IngestError
 from ..genome import GenomeLayout
@@ -25,6 +27,7 @@ from ..variables import OBSERVED, SIGNAL
 __all__ = [
     "erase_track",
     "marker_dir",
+    "open_signal",
     "read_group",
     "template_done",
     "write_group",
@@ -42,26 +45,6 @@ def state_dir(store: str) -> Path:
 
 def marker_dir(store: str, i: int, j: int) -> Path:
     return state_dir(store) / f"track-{i}-{j}"
-
-
-def write_group(folder: Path, attributes: dict) -> None:
-    """Write a zarr v3 group node holding ``attributes``, atomically (tmp file + rename).
-
-    Ingest state lives in such groups so that zarr sees a valid hierarchy (a plain file or
-    folder in a zarr store makes zarr warn when it lists the store).
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    meta = {"zarr_format": 3, "node_type": "group", "attributes": attributes}
-    tmp = folder / f"zarr.json.tmp{os.getpid()}"
-    tmp.write_text(json.dumps(meta, sort_keys=True, indent=1))
-    os.replace(tmp, folder / "zarr.json")
-
-
-def read_group(folder: Path) -> dict | None:
-    try:
-        return json.loads((folder / "zarr.json").read_text())["attributes"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
 
 
 def template_done(store: str, settings: dict) -> bool:
@@ -139,12 +122,32 @@ def write_observed(store: str, celltypes, assays, table) -> None:
     array[...] = observed
 
 
-def write_values(store: str, i: int, j: int, lo: int, values: np.ndarray) -> None:
-    """Write one chunk of one track (the only place that writes signal)."""
+def open_signal(store: str, *, keep_empty: bool = True):
+    """The store's ``signal`` zarr array, open for writing (open it once per task: each open
+    reads and parses its metadata).
+
+    With ``keep_empty`` (the default) a chunk that is all NaN, the fill value, is written
+    too (zarr would skip it): every chunk of an observed track then has its file, which reads
+    check (a missing one means damage), also where ``missing="nan"`` leaves a block of a
+    partly covered file all NaN. Erasing a track opens it without.
+    """
     import zarr
 
-    array = zarr.open_array(store, path=SIGNAL, mode="r+")
-    array[i, j, lo : lo + len(values)] = values
+    if not keep_empty:
+        return zarr.open_array(store, path=SIGNAL, mode="r+")
+    if hasattr(zarr.Array, "with_config"):
+        array = zarr.open_array(store, path=SIGNAL, mode="r+")
+        return array.with_config({"write_empty_chunks": True})
+    with zarr.config.set({"array.write_empty_chunks": True}):  # pragma: no cover - zarr < 3.1
+        return zarr.open_array(store, path=SIGNAL, mode="r+")
+
+
+def write_values(signal, i: int, j: int, lo: int, values: np.ndarray) -> None:
+    """Write positions ``[lo, lo + len(values))`` of one track (the only place that writes
+    signal); ``signal`` is the array from :func:`open_signal`, or the store's path."""
+    if isinstance(signal, str | os.PathLike):
+        signal = open_signal(os.fspath(signal))
+    signal[i, j, lo : lo + len(values)] = values
 
 
 def erase_track(store: str, i: int, j: int, n_positions: int, chunk: int) -> None:
@@ -158,6 +161,7 @@ def erase_track(store: str, i: int, j: int, n_positions: int, chunk: int) -> Non
     ):  # the track's chunks are the files under signal/c/<i>/<j>/
         shutil.rmtree(Path(store) / SIGNAL / "c" / str(i) / str(j), ignore_errors=True)
         return
+    signal = open_signal(store, keep_empty=False)  # all-NaN chunks are deleted, not written
     for lo in range(0, n_positions, chunk):
         hi = min(lo + chunk, n_positions)
-        write_values(store, i, j, lo, np.full(hi - lo, np.nan, dtype=np.float32))
+        write_values(signal, i, j, lo, np.full(hi - lo, np.nan, dtype=np.float32))

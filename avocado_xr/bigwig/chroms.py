@@ -4,7 +4,11 @@ A file's chromosome names are matched to the genome's by, in order: an explicit
 ``chrom_map`` (file name -> genome name); the identical name; the name with the ``chr``
 prefix added or removed, with ``M``/``MT``/``chrMT`` all meaning the mitochondrial genome
 (``chrM`` on UCSC genomes, ``MT`` on Ensembl-style ones). Every used chromosome's size must
-equal the genome's, which catches files from another assembly.
+equal the genome's, which catches files from another assembly; and a file must share at least
+one chromosome with the positions read, or it would give an all-empty track (a dm3 file read
+on hg19 regions, or an hg38 chr17 file read where the positions lack chr17). A file that
+covers only some of the chromosomes read (e.g. chr22 alone, on all of hg19) is fine: the
+others read as uncovered.
 """
 
 from __future__ import annotations
@@ -130,9 +134,11 @@ def check_chroms(
     Raises
     ------
     ChromSizeError
-        A used chromosome's size differs from the genome's (another assembly?).
+        A used chromosome's size differs from the genome's (another assembly?); or the file
+        shares no used chromosome and the sizes of the genome chromosomes it has differ.
     ChromosomeError
-        Extra or missing chromosomes under the ``"error"`` policies, or ambiguous names.
+        The file has none of the used chromosomes; extra or missing chromosomes under the
+        ``"error"`` policies; ambiguous names.
     """
     if extra_chroms not in EXTRA_CHROMS:
         raise ConfigError(f"extra_chroms must be one of {EXTRA_CHROMS}, got {extra_chroms!r}")
@@ -158,19 +164,50 @@ def check_chroms(
         if chrom in matched:
             have, want = int(file_chroms[matched[chrom]]), genome.sizes[chrom]
             if have != want:
-                guess = _guess_genome(file_chroms, matched)
+                guess = _guess_genome(file_chroms, chrom_map)
                 hint = f" The sizes match {guess}." if guess else ""
                 raise ChromSizeError(
                     f"{path}: chromosome {matched[chrom]!r} is {have:,} bp but {chrom} of "
                     f"genome {genome.name!r} is {want:,} bp; the file is from another "
                     f"assembly.{hint} Pass the right genome=, or lift the file over."
                 )
-    return {c: matched[c] for c in used if c in matched}
+    shared = {c: matched[c] for c in used if c in matched}
+    if used and not shared:
+        _no_shared_chromosome(file_chroms, genome, used, matched, chrom_map, path)
+    return shared
 
 
-def _guess_genome(file_chroms: Mapping[str, int], matched: Mapping[str, str]) -> str | None:
+def _no_shared_chromosome(file_chroms, genome, used, matched, chrom_map, path: str):
+    """Raise the error for a file that has none of the chromosomes read."""
+    listed = ", ".join(f"{name} ({int(size):,} bp)" for name, size in list(file_chroms.items())[:8])
+    more = f" and {len(file_chroms) - 8} more" if len(file_chroms) > 8 else ""
+    wanted = ", ".join(used[:8]) + (f" and {len(used) - 8} more" if len(used) > 8 else "")
+    guess = _guess_genome(file_chroms, chrom_map)
+    clash = [c for c, f in matched.items() if int(file_chroms[f]) != genome.sizes[c]]
+    if clash or (guess and guess != f"genome={genome.name!r}"):
+        why = "the file is from another assembly" + (
+            f" (its chromosome sizes match {guess})" if guess else ""
+        )
+        fix = f"pass {guess} with positions on that assembly" if guess else "pass its genome="
+        error = ChromSizeError if clash else ChromosomeError
+    else:
+        why = "it would read as an all-empty track"
+        error, fix = ChromosomeError, "pass regions= or chroms= that include its chromosomes"
+    raise error(
+        f"{path} shares no chromosome with the positions read on genome {genome.name!r} "
+        f"({wanted}): the file has {listed}{more}; {why}. To ingest it, {fix}, or "
+        "chrom_map={...} if its chromosomes are named differently."
+    )
+
+
+def _guess_genome(file_chroms: Mapping[str, int], chrom_map=None) -> str | None:
+    """``genome='name'`` of the packaged genome whose sizes the file's chromosomes match."""
     for name in KNOWN_GENOMES:
-        sizes = genome_sizes(name).sizes
-        if all(sizes.get(g) == file_chroms[f] for g, f in matched.items()):
+        genome = genome_sizes(name)
+        try:
+            matched = harmonise_chroms(file_chroms, genome, chrom_map=chrom_map)
+        except ChromosomeError:
+            continue
+        if matched and all(genome.sizes[g] == int(file_chroms[f]) for g, f in matched.items()):
             return f"genome={name!r}"
     return None

@@ -6,10 +6,12 @@
 
 1. a *template* write (``compute=False``): metadata, coordinates and an all-False
    ``observed``; signal chunks (one track x one position block) are not written;
-2. one Dask task per (track, position block) that reads the bigWig (see
-   :mod:`avocado_xr.bigwig.reader` for the binning rule), applies the missing-value policy and
-   the transform, and writes exactly its own zarr chunk (a non-overlapping region write), on
-   the active ``dask.distributed`` client if there is one, else on the local scheduler;
+2. per track, one Dask task per *group* of consecutive position blocks (zarr chunks; about
+   2**20 positions a task) that opens the bigWig and the zarr array once, then block by block
+   reads and bins (see :mod:`avocado_xr.bigwig.reader` for the binning rule), applies the
+   missing-value policy and the transform, and writes exactly that zarr chunk (a
+   non-overlapping region write), on the active ``dask.distributed`` client if there is one,
+   else on the local scheduler;
 3. per track, a final task that writes a completion marker (a zarr group node
    ``.avocado_ingest/track-<i>-<j>`` inside the store whose attributes identify the file:
    path, size, mtime, checksum) or, if anything went wrong, erases the track's chunks
@@ -27,6 +29,7 @@ import os
 import shutil
 import warnings
 from dataclasses import dataclass, field
+from functools import partial
 from urllib.parse import quote
 
 import numpy as np
@@ -44,6 +47,7 @@ from ..genome import GenomeLayout
 from ._store import (
     erase_track,
     marker_dir,
+    open_signal,
     read_group,
     template_done,
     write_group,
@@ -59,6 +63,11 @@ __all__ = ["ON_ERROR", "IngestReport", "ingest"]
 
 #: what :func:`ingest` does when tracks fail
 ON_ERROR = ("warn", "raise")
+
+#: positions one task reads and writes (whole chunks, at least one): large enough that the
+#: per-task costs (scheduling, opening the bigWig and the zarr array) are a few percent,
+#: small enough to spread a few tracks over many workers
+TASK_POSITIONS = 2**20
 
 
 @dataclass
@@ -362,26 +371,41 @@ def _download(job: _Job) -> str | None:
 
 
 def _transform(values: np.ndarray, missing, transform: str) -> np.ndarray:
+    """Missing-value policy, then the transform, in place on a float32 array we own."""
     if missing == "zero":
-        values = np.where(np.isnan(values), np.float32(0), values)
+        np.copyto(values, np.float32(0), where=np.isnan(values))
     elif missing != "nan":
-        values = np.where(np.isnan(values), np.float32(missing), values)
+        np.copyto(values, np.float32(missing), where=np.isnan(values))
     if transform == "arcsinh":
-        values = np.arcsinh(values)
-    return values.astype(np.float32, copy=False)
+        np.arcsinh(values, out=values)
+    return values
 
 
-def _block(job: _Job, plan: _Plan, lo: int, hi: int) -> str | None:
-    """Read, bin, transform and write positions [lo, hi) of one track; returns an error."""
+def _blocks(job: _Job, plan: _Plan, bounds: tuple) -> str | None:
+    """Read, bin, transform and write blocks ``bounds`` ((lo, hi), ...) of one track, each
+    into its own zarr chunk; returns an error, or None."""
     if not plan.ok:
         return None
+    opts = job.options
+    lo, hi = bounds[0]
     try:
-        opts = job.options
-        values = BigWigArray(plan.path, job.layout, dict(plan.chroms), opts.gaps).read(lo, hi)
-        _write_values(job.store, job.i, job.j, lo, _transform(values, opts.missing, opts.transform))
+        array = BigWigArray(plan.path, job.layout, dict(plan.chroms), opts.gaps)
+        signal = open_signal(job.store)
+        with array.open() as track:
+            for lo, hi in bounds:
+                values = _transform(track.read(lo, hi), opts.missing, opts.transform)
+                _write_values(signal, job.i, job.j, lo, values)
     except (AvocadoXrError, OSError, RuntimeError, ValueError) as err:
         return f"positions {lo}-{hi}: {err}"
     return None
+
+
+def _groups(n_positions: int, chunk: int) -> list[tuple]:
+    """Chunk bounds ((lo, hi), ...) split into even groups of about TASK_POSITIONS."""
+    bounds = [(lo, min(lo + chunk, n_positions)) for lo in range(0, n_positions, chunk)]
+    n_groups = -(-len(bounds) // max(1, TASK_POSITIONS // chunk))
+    size = -(-len(bounds) // max(n_groups, 1))
+    return [tuple(bounds[k : k + size]) for k in range(0, len(bounds), size)]
 
 
 def _finish(job: _Job, plan: _Plan, errors: list) -> tuple[str, _Job, str]:
@@ -413,29 +437,24 @@ def _run(jobs, layout: GenomeLayout, chunk: int, progress: bool, scheduler):
 
     if not jobs:
         return
-    n_blocks = -(-layout.n_positions // chunk)
-    batch = max(1, 20_000 // (n_blocks + 2))
+    groups = _groups(layout.n_positions, chunk)
+    batch = max(1, 20_000 // (len(groups) + 2))
     client = _active_client() if scheduler is None else None
     for first in range(0, len(jobs), batch):
         finals = []
         for job in jobs[first : first + batch]:
             tag = f"{job.i}-{job.j}"
-            plan = dask.delayed(_prepare, pure=False)(job, dask_key_name=f"ingest-prepare-{tag}")
+
+            def task(func, key, *args, job=job):
+                # the job is bound to the function, so Dask does not walk its fields
+                return dask.delayed(partial(func, job), pure=False)(*args, dask_key_name=key)
+
+            plan = task(_prepare, f"ingest-prepare-{tag}")
             blocks = [
-                dask.delayed(_block, pure=False)(
-                    job,
-                    plan,
-                    lo,
-                    min(lo + chunk, layout.n_positions),
-                    dask_key_name=f"ingest-block-{tag}-{lo // chunk}",
-                )
-                for lo in range(0, layout.n_positions, chunk)
+                task(_blocks, f"ingest-block-{tag}-{k}", plan, bounds)
+                for k, bounds in enumerate(groups)
             ]
-            finals.append(
-                dask.delayed(_finish, pure=False)(
-                    job, plan, blocks, dask_key_name=f"ingest-finish-{tag}"
-                )
-            )
+            finals.append(task(_finish, f"ingest-finish-{tag}", plan, blocks))
         if client is not None:
             futures = client.compute(finals)
             if progress:

@@ -18,6 +18,19 @@ its bases is covered (as ``pyBigWig.stats(..., exact=True)`` does); ``gaps="zero
 as 0 (for files that drop zero runs, e.g. deepTools ``bamCoverage`` output). The last bin of
 a chromosome is shorter than 25 bp: only its bases inside the chromosome count. NaN bins are
 left to the caller's missing-value policy (see :func:`avocado_xr.bigwig.ingest`).
+
+Readers
+-------
+Two libraries compute this rule. `pybigtools <https://pypi.org/project/pybigtools/>`_ (the
+optional ``fast`` extra: ``pip install 'avocado-xr[fast]'``) bins in Rust, 1.5-2x faster than
+pyBigWig's per-base values plus NumPy; pyBigWig is the fallback, and takes over any file
+pybigtools cannot read (e.g. one without any record). Both compute the mean in float64
+(pyBigWig's per-base values summed base by base, pybigtools' value x overlap summed record by
+record); those sums are exact unless a bin mixes values about 2**29 or more apart, and even
+then the float32 rounding hides the difference but for rare ties, so the stored bins are the
+same bits (the tests check this on every real file). The environment variable
+``AVOCADO_XR_BIGWIG_READER`` (``auto``, the default; ``pybigtools``; ``pyBigWig``) picks one,
+e.g. for benchmarks.
 """
 
 from __future__ import annotations
@@ -37,12 +50,14 @@ from .integrity import check_bigwig_file, open_bigwig
 
 __all__ = [
     "GAPS",
+    "READERS",
     "BigWigArray",
     "bin_means",
     "file_chroms",
     "layout_for",
     "read_bigwig",
     "read_bins",
+    "reader_name",
 ]
 
 #: how uncovered bases enter a bin's mean
@@ -57,7 +72,7 @@ def bin_means(
     Parameters
     ----------
     values : numpy.ndarray
-        ``25 * n_bins`` per-base values, NaN where no record covers the base.
+        ``25 * n_bins`` per-base values, NaN where no record covers the base (not modified).
     n_bins : int
         Number of bins.
     n_valid : int, optional
@@ -71,6 +86,12 @@ def bin_means(
     numpy.ndarray
         float32 means, NaN for bins without any covered base.
 
+    Notes
+    -----
+    A bin's sum is the float64 sum of its covered bases in base order. Bins whose 25 bases
+    are all covered (the common case) are summed in one pass over the whole array; only the
+    others are masked and summed again, which gives the same bits as masking everything.
+
     Examples
     --------
     >>> v = np.full(50, np.nan, dtype="float32"); v[:10] = 2.0; v[10:25] = 4.0
@@ -83,43 +104,181 @@ def bin_means(
         raise ConfigError(f"gaps must be one of {GAPS}, got {gaps!r}")
     res = RESOLUTION
     windows = values.reshape(n_bins, res)
-    covered = ~np.isnan(windows)
-    total = np.where(covered, windows, 0).sum(axis=1, dtype=np.float64)
-    if gaps == "zero":
-        count = np.full(n_bins, res, dtype=np.float64)
-        if n_valid is not None and n_valid < n_bins * res:
+    count = np.full(n_bins, res, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):  # inf - inf, 0 / 0: NaN
+        total = windows.sum(axis=1, dtype=np.float64)  # NaN in every bin with an uncovered base
+        partial = np.flatnonzero(np.isnan(total))
+        if partial.size:
+            some = windows[partial]
+            covered = ~np.isnan(some)
+            total[partial] = np.where(covered, some, 0).sum(axis=1, dtype=np.float64)
+            if gaps == "missing":
+                count[partial] = covered.sum(axis=1, dtype=np.float64)
+        if gaps == "zero" and n_valid is not None and n_valid < n_bins * res:
             count[-1] = n_valid - (n_bins - 1) * res
-    else:
-        count = covered.sum(axis=1, dtype=np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
         mean = total / count
     mean[count == 0] = np.nan
     return mean.astype(np.float32)
 
 
-#: bins binned per pyBigWig call: 1024 x 25 float32 = 100 KiB, below glibc's 128 KiB mmap
-#: threshold, so temporaries are reused from the heap rather than mapped and faulted in each
-#: time (Dask workers set MALLOC_TRIM_THRESHOLD_, which freezes that threshold)
-_SUB_BINS = 1024
+#: bins binned per ``pyBigWig.values`` call (25 float32 per bin: 800 KiB). Larger windows
+#: decompress each bigWig data block once instead of once per window it overlaps (1,024-bin
+#: windows made the reads 2-3x slower); measured in ``benchmarks/bench_ingest.py``.
+_WINDOW_BINS = 8192
 
 
 def read_bins(bw, file_chrom: str | None, bp_start: int, n_bins: int, chrom_size: int, gaps: str):
-    """Binned values of ``n_bins`` bins from ``bp_start`` on one chromosome of an open file."""
+    """Binned values of ``n_bins`` bins from ``bp_start`` on one chromosome of an open
+    pyBigWig file (``file_chrom`` None: a chromosome the file lacks)."""
     res = RESOLUTION
-    out = np.full(n_bins, np.nan, dtype=np.float32)
     if file_chrom is None:
-        return out if gaps == "missing" else np.zeros(n_bins, dtype=np.float32)
-    for first in range(0, n_bins, _SUB_BINS):
-        n = min(_SUB_BINS, n_bins - first)
+        return _uncovered(n_bins, gaps)
+    out = np.empty(n_bins, dtype=np.float32)
+    for first in range(0, n_bins, _WINDOW_BINS):
+        n = min(_WINDOW_BINS, n_bins - first)
         lo = bp_start + first * res
-        hi = min(lo + n * res, chrom_size)
-        values = np.full(n * res, np.nan, dtype=np.float32)
+        hi = lo + n * res if chrom_size is None else min(lo + n * res, chrom_size)
+        values = None
         if hi > lo:
             read = bw.values(file_chrom, lo, hi, numpy=True)
-            if len(read) == hi - lo:  # a file without any record returns nothing
+            if len(read) == n * res:
+                values = read
+            elif len(read) == hi - lo:  # the chromosome's last, short bin
+                values = np.full(n * res, np.nan, dtype=np.float32)
                 values[: hi - lo] = read
+        if values is None:  # a file without any record returns nothing
+            values = np.full(n * res, np.nan, dtype=np.float32)
         out[first : first + n] = bin_means(values, n, n_valid=hi - lo, gaps=gaps)
     return out
+
+
+def _uncovered(n_bins: int, gaps: str) -> np.ndarray:
+    if gaps == "missing":
+        return np.full(n_bins, np.nan, dtype=np.float32)
+    return np.zeros(n_bins, dtype=np.float32)
+
+
+#: bins per pybigtools call; it allocates ~48 bytes a bin, so a call stays below glibc's
+#: 128 KiB mmap threshold, which Dask workers freeze (they set MALLOC_TRIM_THRESHOLD_): larger
+#: allocations are mapped and page-faulted afresh on every call there
+_BIGTOOLS_BINS = 2048
+
+#: the libraries that can read and bin a bigWig, fastest first
+READERS = ("pybigtools", "pyBigWig")
+_READER_VARIABLE = "AVOCADO_XR_BIGWIG_READER"
+
+
+def reader_name() -> str:
+    """The library :class:`BigWigArray` bins with: ``"pybigtools"`` if it is installed,
+    else ``"pyBigWig"``; the environment variable ``AVOCADO_XR_BIGWIG_READER`` (``auto``,
+    ``pybigtools`` or ``pyBigWig``) overrides the choice.
+
+    Raises
+    ------
+    ConfigError
+        The variable names an unknown reader, or pybigtools when it is not installed.
+    """
+    choice = os.environ.get(_READER_VARIABLE, "auto") or "auto"
+    if choice not in ("auto", *READERS):
+        raise ConfigError(
+            f"{_READER_VARIABLE}={choice!r} is not a bigWig reader; use 'auto', "
+            f"{' or '.join(repr(r) for r in READERS)}."
+        )
+    if choice == "pyBigWig":
+        return choice
+    try:
+        import pybigtools  # noqa: F401
+    except ImportError:
+        if choice == "pybigtools":
+            raise ConfigError(
+                f"{_READER_VARIABLE}=pybigtools but pybigtools is not installed: "
+                "pip install 'avocado-xr[fast]'."
+            ) from None
+        return "pyBigWig"
+    return "pybigtools"
+
+
+class _OpenTrack:
+    """One bigWig opened for binned reads on a layout (see :meth:`BigWigArray.open`)."""
+
+    def __init__(self, array: BigWigArray, reader: str):
+        self.array = array
+        self._bigtools = None
+        self._pybigwig = None
+        if reader == "pybigtools":
+            import pybigtools
+
+            self._buffer = np.empty(_BIGTOOLS_BINS, dtype=np.float64)  # reused by each call
+            try:
+                self._bigtools = pybigtools.open(array.path)
+            except Exception:  # pyBigWig reads it, or names what is wrong with it
+                self._bigtools = None
+        if self._bigtools is None:
+            self._pybigwig = open_bigwig(array.path)
+
+    def read(self, lo: int, hi: int) -> np.ndarray:
+        """Binned values of positions ``[lo, hi)`` (float32, NaN where uncovered)."""
+        arr = self.array
+        out = np.full(max(hi - lo, 0), np.nan, dtype=np.float32)
+        for chrom, bp, n, off, size in arr.layout.pieces(lo, hi):
+            file_chrom = arr.chroms.get(chrom)
+            if file_chrom is None:
+                out[off : off + n] = _uncovered(n, arr.gaps)
+                continue
+            values = None
+            if self._bigtools is not None:
+                values = self._bigtools_bins(file_chrom, bp, n, size)
+            if values is None:
+                try:
+                    values = read_bins(self._pybigwig_file(), file_chrom, bp, n, size, arr.gaps)
+                except RuntimeError as err:
+                    raise BigWigReadError(
+                        f"{arr.path}: cannot read {chrom}:{bp}-{bp + n * RESOLUTION} ({err}); "
+                        "the file is corrupt or truncated."
+                    ) from err
+            out[off : off + n] = values
+        return out
+
+    def _bigtools_bins(self, file_chrom, bp, n, size) -> np.ndarray | None:
+        """pybigtools' exact bin means, or None if it cannot read this piece."""
+        res = RESOLUTION
+        full = n if size is None else min(n, max(0, (size - bp) // res))
+        kw = dict(summary="mean", exact=True, fillna=None)
+        kw["uncovered"] = None if self.array.gaps == "missing" else 0.0
+        out = np.full(n, np.nan, dtype=np.float32)
+        try:
+            for first in range(0, full, _BIGTOOLS_BINS):
+                k = min(_BIGTOOLS_BINS, full - first)
+                lo = bp + first * res
+                arr = self._buffer[:k]
+                out[first : first + k] = self._bigtools.values(
+                    file_chrom, lo, lo + k * res, bins=k, arr=arr, **kw
+                )
+            tail = bp + full * res
+            if full < n and size is not None and tail < size:  # the chromosome's short last bin
+                out[full] = self._bigtools.values(file_chrom, tail, size, bins=1, **kw)[0]
+        except Exception:  # e.g. a file without any record: pyBigWig reads it from now on
+            self._bigtools.close()
+            self._bigtools = None
+            return None
+        return out
+
+    def _pybigwig_file(self):
+        if self._pybigwig is None:
+            self._pybigwig = open_bigwig(self.array.path)
+        return self._pybigwig
+
+    def close(self) -> None:
+        for handle in (self._bigtools, self._pybigwig):
+            if handle is not None:
+                handle.close()
+        self._bigtools = self._pybigwig = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 class BigWigArray:
@@ -167,26 +326,25 @@ class BigWigArray:
     def shape(self) -> tuple[int]:
         return (self.layout.n_positions,)
 
+    def open(self, reader: str | None = None) -> _OpenTrack:
+        """Open the file once for several :meth:`read`-like calls (a context manager).
+
+        Parameters
+        ----------
+        reader : {"pybigtools", "pyBigWig"}, optional
+            The library to bin with (default: :func:`reader_name`).
+        """
+        reader = reader_name() if reader is None else reader
+        if reader not in READERS:
+            raise ConfigError(f"reader must be one of {READERS}, got {reader!r}")
+        return _OpenTrack(self, reader)
+
     def read(self, lo: int, hi: int) -> np.ndarray:
         """Binned values of positions ``[lo, hi)`` (float32, NaN where uncovered)."""
-        out = np.full(max(hi - lo, 0), np.nan, dtype=np.float32)
         if hi <= lo:
-            return out
-        bw = open_bigwig(self.path)
-        try:
-            for chrom, bp, n, off, size in self.layout.pieces(lo, hi):
-                try:
-                    out[off : off + n] = read_bins(
-                        bw, self.chroms.get(chrom), bp, n, size, self.gaps
-                    )
-                except RuntimeError as err:
-                    raise BigWigReadError(
-                        f"{self.path}: cannot read {chrom}:{bp}-{bp + n * RESOLUTION} ({err}); "
-                        "the file is corrupt or truncated."
-                    ) from err
-        finally:
-            bw.close()
-        return out
+            return np.full(0, np.nan, dtype=np.float32)
+        with self.open() as track:
+            return track.read(lo, hi)
 
     def __getitem__(self, key):
         if not isinstance(key, tuple):
