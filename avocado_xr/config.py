@@ -9,12 +9,16 @@ from dataclasses import dataclass
 
 from .exceptions import ConfigError
 
-__all__ = ["ARCHITECTURES", "AVERAGE_MODES", "AvocadoConfig", "DEMO_NETWORK"]
+__all__ = ["ARCHITECTURES", "AVERAGE_MODES", "COARSE_RULES", "AvocadoConfig", "DEMO_NETWORK"]
 
 #: network architectures: the paper's deep network, or a PREDICTD-style linear model
 ARCHITECTURES = ("deep", "linear")
 #: how a model uses the average of the same assay over the other cell types
 AVERAGE_MODES = ("none", "input", "residual")
+#: how 25-bp positions map to 250-bp and 5-kbp bins: "segment" (ours: genome-aligned windows
+#: within a run of contiguous bins, never straddling a gap) or "flat" (the original Avocado's
+#: ``i // 10`` and ``i // 200`` over the position index, kept by imported models)
+COARSE_RULES = ("segment", "flat")
 
 #: the demo-size network of the benchmarks and the demo: 1 x 128; 32/24/10/20/30 factors
 DEMO_NETWORK = {
@@ -65,6 +69,12 @@ class AvocadoConfig:
         ``"deep"``: the paper's network. ``"linear"``: a PREDICTD-style generalized dot
         product of cell type, assay and genome factors (cell type and assay factors then have
         ``n_genome_factors`` entries). Default is "deep".
+    coarse_rule : {"segment", "flat"}
+        How positions map to the coarse bins: ``"segment"`` (default) uses genome-aligned
+        windows within a run of contiguous bins, so a coarse bin never straddles a gap;
+        ``"flat"`` is the original Avocado's ``i // 10`` and ``i // 200`` over the position
+        index (models imported from the original keep it; for whole chromosomes starting at 0
+        the two are the same). Default is "segment".
     average : {"none", "input", "residual"}
         Give the network the average of the same assay over the other observed cell types at
         each position: as an extra input (``"input"``), or as an extra input that is also
@@ -94,6 +104,7 @@ class AvocadoConfig:
     genome_l2: float = 0.0
     architecture: str = "deep"
     average: str = "none"
+    coarse_rule: str = "segment"
 
     def __post_init__(self):
         for name, allowed in self.choices().items():
@@ -128,7 +139,11 @@ class AvocadoConfig:
     @staticmethod
     def choices() -> dict[str, tuple[str, ...]]:
         """The allowed values of the options that take names."""
-        return {"architecture": ARCHITECTURES, "average": AVERAGE_MODES}
+        return {
+            "architecture": ARCHITECTURES,
+            "average": AVERAGE_MODES,
+            "coarse_rule": COARSE_RULES,
+        }
 
     @property
     def n_genome_factors(self) -> int:

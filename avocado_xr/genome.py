@@ -485,6 +485,19 @@ class GenomeLayout:
             _sizes_tuple(sizes) if self.chrom_sizes or other.chrom_sizes else None,
         )
 
+    def intervals(self) -> list[tuple[str, int, int]]:
+        """The segments as BED intervals ``(chrom, start, end)`` (bp, 0-based half-open).
+
+        Examples
+        --------
+        >>> GenomeLayout.from_genome({"chr1": 260, "chr2": 50}).intervals()
+        [('chr1', 0, 275), ('chr2', 0, 50)]
+        """
+        res = self.resolution
+        return [
+            (c, s, s + n * res) for c, s, n in zip(self.chrom, self.start, self.n_bins, strict=True)
+        ]
+
     def chromosome(self, chrom: str) -> tuple[int, GenomeLayout]:
         """The first position of ``chrom`` and the layout of its positions (a chromosome's
         positions are contiguous along ``position``; O(segments)).

@@ -1,4 +1,5 @@
-"""The ``demo``, ``fit``, ``impute`` and ``verify`` subcommands (the model subsystem)."""
+"""The ``demo``, ``fit``, ``fit-genome``, ``impute`` and ``verify`` subcommands (the model
+subsystem)."""
 
 from __future__ import annotations
 
@@ -99,6 +100,34 @@ def register(sub) -> None:
     imp.add_argument("--overwrite", action="store_true")
     imp.add_argument("--quiet", action="store_true")
     imp.set_defaults(func=run_impute)
+
+    gw = sub.add_parser(
+        "fit-genome",
+        help="whole-genome training: phase 1 on regions, phase 2 per chromosome (on Dask)",
+        description="Train a genome-wide model on a zarr compendium: phase 1 trains everything "
+        "on --regions (or takes --phase1-model), phase 2 freezes the network and the cell type "
+        "and assay factors and fits the genome factors of each chromosome as one Dask task, "
+        "writing them to FACTORS (zarr). A rerun resumes. With --scheduler the tasks run on "
+        "that dask.distributed cluster.",
+    )
+    gw.add_argument("store", help="genome-wide zarr compendium")
+    gw.add_argument("factors", help="genome-factor store to write (zarr)")
+    gw.add_argument("model", help="output model directory")
+    source = gw.add_mutually_exclusive_group(required=True)
+    source.add_argument("--regions", help="BED file of phase 1's positions (e.g. pilot regions)")
+    source.add_argument("--phase1-model", help="a trained phase-1 model directory")
+    gw.add_argument("--epochs", type=positive_int, default=200, help="phase 2 (default 200)")
+    gw.add_argument("--phase1-epochs", type=positive_int, default=800, help="phase 1 (default 800)")
+    gw.add_argument("--chroms", help="comma-separated chromosomes to fit now (default: all)")
+    gw.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    gw.add_argument("--precision", default="float32", choices=["float32", "bfloat16"])
+    gw.add_argument("--seed", type=int, default=0)
+    gw.add_argument("--tracks-per-block", type=positive_int, default=None)
+    gw.add_argument("--scheduler", help="address of a dask.distributed scheduler to use")
+    gw.add_argument("--overwrite", action="store_true", help="replace an existing model directory")
+    gw.add_argument("--quiet", action="store_true")
+    add_hyperparameters(gw)
+    gw.set_defaults(func=run_fit_genome)
 
     ver = sub.add_parser(
         "verify",
@@ -233,6 +262,42 @@ def run_impute(args) -> int:
     partial.rename(output)
     print(f"Wrote imputed {dict(imputed.sizes)} to {args.output}")
     return 0
+
+
+def run_fit_genome(args) -> int:
+    """``avocado-xr fit-genome``."""
+    import avocado_xr as ax
+
+    check_output(args.model, overwrite=args.overwrite, what="model directory")
+    options = dict(
+        epochs=args.epochs,
+        phase1_epochs=args.phase1_epochs,
+        chroms=args.chroms.split(",") if args.chroms else None,
+        device=args.device,
+        seed=args.seed,
+        precision=args.precision,
+        tracks_per_block=args.tracks_per_block,
+        verbose=not args.quiet,
+    )
+    if args.phase1_model:
+        options["model"] = ax.load_model(args.phase1_model)
+    else:
+        options.update(regions=args.regions, **hyperparameters(args))
+    with _client(args.scheduler):
+        model = ax.fit_genome(args.store, args.factors, **options)
+    model.save(args.model, overwrite=args.overwrite)
+    missing = model.genome.missing()
+    print(f"Saved {model!r} to {args.model}" + (f"; still to fit: {missing}" if missing else ""))
+    return 0
+
+
+def _client(address):
+    """A dask.distributed client of ``address`` for the duration of a command (or nothing)."""
+    if not address:
+        return contextlib.nullcontext()
+    from distributed import Client
+
+    return Client(address)
 
 
 def run_verify(args) -> int:

@@ -15,7 +15,7 @@ from ..config import AvocadoConfig
 from ..exceptions import ConfigError
 from ..genome import COARSE_SCALES
 
-__all__ = ["AvocadoHead", "AvocadoNet", "GENOME_TABLES"]
+__all__ = ["AvocadoHead", "AvocadoNet", "GENOME_TABLES", "coarse_indices"]
 
 #: names of the genome embedding tables, finest scale first
 GENOME_TABLES = ("genome_25bp", "genome_250bp", "genome_5kbp")
@@ -207,9 +207,7 @@ class AvocadoNet(nn.Module):
         cls, n_celltypes: int, n_assays: int, layout, config: AvocadoConfig
     ) -> AvocadoNet:
         """The network of a model over a :class:`~avocado_xr.genome.GenomeLayout`."""
-        _, mid, coarse = COARSE_SCALES
-        index_mid, index_coarse = (layout.scale_index(s)[0] for s in (mid, coarse))
-        return cls(n_celltypes, n_assays, index_mid, index_coarse, config)
+        return cls(n_celltypes, n_assays, *coarse_indices(layout, config), config)
 
     @property
     def celltype(self) -> nn.Embedding:
@@ -249,6 +247,25 @@ class AvocadoNet(nn.Module):
     ) -> torch.Tensor:
         genome = self.genome_features(position)
         return self.head(celltype, assay, with_average(genome, average, self.config))
+
+
+def coarse_indices(layout, config: AvocadoConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The 250-bp and 5-kbp bin of every position of ``layout`` under ``config.coarse_rule``.
+
+    Examples
+    --------
+    >>> from avocado_xr.genome import GenomeLayout
+    >>> layout = GenomeLayout.from_coords(["c1"] * 3 + ["c2"] * 2, [0, 25, 50, 0, 25])
+    >>> [i.tolist() for i in coarse_indices(layout, AvocadoConfig())]
+    [[0, 0, 0, 1, 1], [0, 0, 0, 1, 1]]
+    >>> [i.tolist() for i in coarse_indices(layout, AvocadoConfig(coarse_rule="flat"))]
+    [[0, 0, 0, 0, 0], [0, 0, 0, 0, 0]]
+    """
+    _, mid, coarse = COARSE_SCALES
+    if config.coarse_rule == "flat":
+        index = np.arange(layout.n_positions)
+        return index // (mid // layout.resolution), index // (coarse // layout.resolution)
+    return layout.scale_index(mid)[0], layout.scale_index(coarse)[0]
 
 
 def with_average(genome: torch.Tensor, average, config: AvocadoConfig) -> torch.Tensor:
