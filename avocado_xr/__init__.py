@@ -2,13 +2,16 @@
 
 The package is laid out by subsystem:
 
-- the data contract at the top: :mod:`.variables` (names, :func:`validate`),
-  :mod:`.genome` (the position layout), :mod:`.assembly`, :mod:`.bed`, :mod:`.compendium`,
+- the data contract at the top: :mod:`.names` (dimension and variable names),
+  :mod:`.variables` (:func:`validate`), :mod:`.genome` (the position layout), :mod:`.bins`
+  (region strings, segments, coarse bins), :mod:`.coords` (the lazy ``chrom``/``start``
+  index), :mod:`.assembly`, :mod:`.bed`, :mod:`.compendium`,
   :mod:`.store` (zarr, checksummed), :mod:`.average` (the average of the other cell types),
   :mod:`.datasets`, :mod:`.testing`,
   :mod:`.plotting`, :mod:`.config`, :mod:`.exceptions` and the ``ds.avocado`` accessor;
 - :mod:`.model`: network, optimiser, sampler, :func:`fit`, :func:`impute`, :func:`factors`,
-  the model class and its files;
+  the model class and its files, :func:`import_avocado` (models of the original Avocado),
+  :func:`add_celltypes`, :func:`add_assays` and :func:`fine_tune`;
 - :mod:`.bigwig`: manifests, the bigWig reader, :func:`ingest`, :func:`to_bigwig`;
 - :mod:`.evaluation`: measures, :func:`evaluate`, annotations, baselines, the autoencoder,
   :func:`cross_validate`, reports;
@@ -36,10 +39,12 @@ from .compendium import make_compendium, mask, observed_pairs, region
 from .config import AvocadoConfig
 from .evaluation import (
     AutoencoderModel,
+    EnsembleModel,
     annotations,
     cross_validate,
     evaluate,
     fit_autoencoder,
+    fit_ensemble,
     impute_autoencoder,
     load_autoencoder,
     make_folds,
@@ -48,12 +53,25 @@ from .evaluation import (
 )
 from .exceptions import AvocadoXrError, AvocadoXrWarning
 from .genome import GenomeLayout
-from .model import AvocadoModel, factors, fit, fit_genome, impute, load_model, save_model
+from .model import (
+    AvocadoModel,
+    add_assays,
+    add_celltypes,
+    factors,
+    fine_tune,
+    fit,
+    fit_genome,
+    import_avocado,
+    impute,
+    load_model,
+    save_model,
+)
 from .store import open_compendium, save_compendium, verify_store
 from .variables import validate
 
 __all__ = [
     "AutoencoderModel",
+    "EnsembleModel",
     "AvocadoConfig",
     "AvocadoModel",
     "AvocadoXrError",
@@ -61,14 +79,19 @@ __all__ = [
     "GenomeLayout",
     "IngestOptions",
     "__version__",
+    "add_assays",
+    "add_celltypes",
     "annotations",
     "cross_validate",
     "datasets",
     "evaluate",
     "factors",
+    "fine_tune",
     "fit",
     "fit_autoencoder",
+    "fit_ensemble",
     "fit_genome",
+    "import_avocado",
     "impute",
     "impute_autoencoder",
     "ingest",

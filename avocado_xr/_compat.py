@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
+import os
+import sys
 import threading
 
 import torch
 
 from .exceptions import ConfigError
 
-__all__ = ["TORCH_LOCK", "active_client", "autocast", "preserve_model_state", "resolve_device"]
+__all__ = [
+    "TORCH_LOCK",
+    "active_client",
+    "autocast",
+    "preserve_model_state",
+    "resolve_device",
+    "reuse_freed_memory",
+]
 
 #: held while a Dask task runs PyTorch on the CPU. PyTorch already uses every core for one
 #: operation; two Dask threads each starting its own parallel region oversubscribe the cores
@@ -68,3 +79,54 @@ def active_client():
         return get_client()
     except ValueError:
         return None
+
+
+#: glibc ``mallopt`` parameters and the values training uses (32 MiB is glibc's largest
+#: mmap threshold on 64-bit systems)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_TRAINING_MALLOPT = {_M_MMAP_THRESHOLD: 32 * 2**20, _M_TRIM_THRESHOLD: 2**30}
+_MALLOPT_ENV = {
+    _M_MMAP_THRESHOLD: "MALLOC_MMAP_THRESHOLD_",
+    _M_TRIM_THRESHOLD: "MALLOC_TRIM_THRESHOLD_",
+}
+_GLIBC_DEFAULTS = {_M_MMAP_THRESHOLD: 128 * 2**10, _M_TRIM_THRESHOLD: 128 * 2**10}
+
+
+@contextlib.contextmanager
+def reuse_freed_memory():
+    """Let glibc keep freed memory for reuse while training, where a process has pinned its
+    allocator thresholds through the environment; restore them afterwards.
+
+    ``dask.distributed`` starts workers with ``MALLOC_TRIM_THRESHOLD_=65536`` so that they
+    hand memory back to the OS. Setting any threshold also fixes glibc's mmap threshold at
+    128 KiB, so every large temporary of a training step is a fresh ``mmap`` that page-faults
+    in again: demo-size training ran at ~205 k instead of ~385 k samples/s per thread. Inside
+    this context freed memory stays with the process; on exit the environment's thresholds
+    come back and ``malloc_trim`` returns what is free. A no-op off glibc and in processes
+    that set no threshold (glibc's dynamic thresholds already reuse memory there).
+    """
+    pinned = [k for k, name in _MALLOPT_ENV.items() if name in os.environ]
+    libc = _glibc() if pinned else None
+    if libc is None:
+        yield
+        return
+    for param, value in _TRAINING_MALLOPT.items():
+        libc.mallopt(param, value)
+    try:
+        yield
+    finally:
+        for param in _TRAINING_MALLOPT:
+            value = os.environ.get(_MALLOPT_ENV[param], "")
+            libc.mallopt(param, int(value) if value.isdigit() else _GLIBC_DEFAULTS[param])
+        libc.malloc_trim(0)
+
+
+def _glibc():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt, libc.malloc_trim  # noqa: B018 (musl lacks them)
+    except (OSError, AttributeError):
+        return None
+    return libc

@@ -9,8 +9,9 @@ __all__ = ["AvocadoAccessor"]
 
 @xr.register_dataset_accessor("avocado")
 class AvocadoAccessor:
-    """``ds.avocado.fit()``, ``.impute(model)``, ``.mask(pairs)``, ``.region(...)``,
-    ``.validate()``, ``.to_zarr(store)``, ``.plot_locus(...)``.
+    """``ds.avocado.fit()``, ``.fit_ensemble()``, ``.impute(model)``, ``.add_celltypes(model)``,
+    ``.add_assays(model)``, ``.fine_tune(model, validation=...)``, ``.mask(pairs)``,
+    ``.region(...)``, ``.validate()``, ``.to_zarr(store)``, ``.plot_locus(...)``.
 
     Holds no state: every method calls the function of the same name with the Dataset.
     """
@@ -30,11 +31,35 @@ class AvocadoAccessor:
 
         return fit_genome(self._obj, store, **kwargs)
 
+    def fit_ensemble(self, **kwargs):
+        """See :func:`avocado_xr.fit_ensemble`."""
+        from .evaluation import fit_ensemble
+
+        return fit_ensemble(self._obj, **kwargs)
+
     def impute(self, model, **kwargs) -> xr.Dataset:
         """See :func:`avocado_xr.impute`."""
         from .model import impute
 
         return impute(self._obj, model, **kwargs)
+
+    def add_celltypes(self, model, **kwargs):
+        """See :func:`avocado_xr.add_celltypes`."""
+        from .model import add_celltypes
+
+        return add_celltypes(model, self._obj, **kwargs)
+
+    def add_assays(self, model, **kwargs):
+        """See :func:`avocado_xr.add_assays`."""
+        from .model import add_assays
+
+        return add_assays(model, self._obj, **kwargs)
+
+    def fine_tune(self, model, **kwargs):
+        """See :func:`avocado_xr.fine_tune`."""
+        from .model import fine_tune
+
+        return fine_tune(model, self._obj, **kwargs)
 
     def mask(self, pairs) -> xr.Dataset:
         """See :func:`avocado_xr.mask`."""

@@ -14,9 +14,10 @@ import pandas as pd
 import xarray as xr
 
 from . import __version__
+from .bins import chrom_labels, parse_region
 from .coords import genome_coords, layout_of
 from .exceptions import ChunkingError, DimensionError, RegionError
-from .genome import GenomeLayout, chrom_labels, parse_region
+from .genome import GenomeLayout
 from .variables import (
     CHROM,
     DEFAULT_POSITION_CHUNK,

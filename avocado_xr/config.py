@@ -5,11 +5,19 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import numbers
 from dataclasses import dataclass
 
 from .exceptions import ConfigError
 
-__all__ = ["ARCHITECTURES", "AVERAGE_MODES", "COARSE_RULES", "AvocadoConfig", "DEMO_NETWORK"]
+__all__ = [
+    "ARCHITECTURES",
+    "AVERAGE_MODES",
+    "COARSE_RULES",
+    "DEMO_NETWORK",
+    "AvocadoConfig",
+    "check_epochs",
+]
 
 #: network architectures: the paper's deep network, or a PREDICTD-style linear model
 ARCHITECTURES = ("deep", "linear")
@@ -175,3 +183,12 @@ class AvocadoConfig:
         """Short hash of the configuration, for provenance attributes."""
         text = json.dumps(self.to_dict(), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def check_epochs(epochs) -> int:
+    """``epochs`` as an int, checked (an integer >= 0: passes over the positions)."""
+    if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 0:
+        raise ConfigError(
+            f"epochs must be an integer >= 0 (passes over the positions), got {epochs!r}"
+        )
+    return int(epochs)

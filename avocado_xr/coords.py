@@ -43,9 +43,9 @@ from xarray.indexes import CoordinateTransformIndex
 
 from .exceptions import RegionError
 from .genome import GenomeLayout
-from .variables import CHROM, DIM_POSITION, START
+from .names import CHROM, DIM_POSITION, RESOLUTION, START
 
-__all__ = ["GenomeIndex", "genome_coords", "layout_of"]
+__all__ = ["GenomeIndex", "dataset_layout", "genome_coords", "layout_of"]
 
 _DTYPES = {CHROM: np.dtype(object), START: np.dtype(np.int64)}
 
@@ -187,3 +187,13 @@ def layout_of(obj) -> GenomeLayout | None:
     :class:`GenomeIndex` (O(1)); None otherwise."""
     index = getattr(obj, "xindexes", {}).get(CHROM)
     return index.layout if isinstance(index, GenomeIndex) else None
+
+
+def dataset_layout(obj) -> GenomeLayout:
+    """The layout of a Dataset/DataArray's ``position`` axis: its :class:`GenomeIndex`'s
+    (O(1)), or one built from its ``chrom``/``start`` coordinates (one pass over them)."""
+    return layout_of(obj) or GenomeLayout.from_coords(
+        np.asarray(obj[CHROM].values),
+        np.asarray(obj[START].values),
+        int(obj.attrs.get("resolution", RESOLUTION)),
+    )

@@ -21,9 +21,10 @@ import numpy as np
 import xarray as xr
 
 from ._progress import progress
-from .coords import genome_coords, layout_of
+from .bins import chrom_labels
+from .coords import dataset_layout, genome_coords
 from .exceptions import ChunkingError, StoreError
-from .genome import GenomeLayout, chrom_labels
+from .genome import GenomeLayout
 from .variables import (
     CHROM,
     DEFAULT_POSITION_CHUNK,
@@ -31,7 +32,6 @@ from .variables import (
     DIM_CELLTYPE,
     DIM_POSITION,
     OBSERVED,
-    RESOLUTION,
     SIGNAL,
     START,
     validate,
@@ -86,9 +86,7 @@ def save_compendium(
     parent = Path(path).resolve().parent
     if not os.access(parent if parent.exists() else Path.cwd(), os.W_OK):
         raise StoreError(f"Cannot write {path!r}: {str(parent)!r} is not writable.")
-    layout = layout_of(ds) or GenomeLayout.from_coords(
-        ds[CHROM].values, ds[START].values, int(ds.attrs.get("resolution", RESOLUTION))
-    )
+    layout = dataset_layout(ds)
     out = ds.drop_vars([CHROM, START]).assign_coords(_stored_coords(layout, position_chunk))
     out.attrs["layout"] = json.dumps(layout.to_dict())
     for name in out.variables:

@@ -21,6 +21,18 @@ from .exceptions import (
     UnknownAssayError,
     UnknownCelltypeError,
 )
+from .names import (
+    CHROM,
+    DEFAULT_POSITION_CHUNK,
+    DIM_ASSAY,
+    DIM_CELLTYPE,
+    DIM_POSITION,
+    IMPUTED,
+    OBSERVED,
+    RESOLUTION,
+    SIGNAL,
+    START,
+)
 
 __all__ = [
     "CHROM",
@@ -37,19 +49,6 @@ __all__ = [
     "check_pairs",
     "validate",
 ]
-
-DIM_CELLTYPE = "celltype"
-DIM_ASSAY = "assay"
-DIM_POSITION = "position"
-SIGNAL = "signal"
-OBSERVED = "observed"
-IMPUTED = "imputed"
-CHROM = "chrom"
-START = "start"
-#: bp per bin of the ``position`` axis
-RESOLUTION = 25
-#: positions per zarr chunk and per Dask block: 2**17 bins (3.3 Mbp, 512 KiB of float32)
-DEFAULT_POSITION_CHUNK = 2**17
 
 _SPECS = {
     SIGNAL: ((DIM_CELLTYPE, DIM_ASSAY, DIM_POSITION), "f"),

@@ -16,7 +16,22 @@ import time
 import numpy as np
 
 
+def _keras_compat() -> None:
+    """Keras 3 dropped ``Model.fit_generator``, which the original calls with Keras 2's
+    ``workers=``/``pickle_safe=``; map it onto ``fit`` (same computation, one process)."""
+    import keras
+
+    if not hasattr(keras.Model, "fit_generator"):
+
+        def fit_generator(self, generator, steps_per_epoch, epochs, workers=1,
+                          pickle_safe=True, **kwargs):  # fmt: skip
+            return self.fit(generator, steps_per_epoch=steps_per_epoch, epochs=epochs, **kwargs)
+
+        keras.Model.fit_generator = fit_generator
+
+
 def main(pilot_dir: str, size: str) -> None:
+    _keras_compat()
     from avocado import Avocado
 
     celltypes = ["E003", "E017", "E065", "E116", "E117"]

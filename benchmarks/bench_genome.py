@@ -125,9 +125,32 @@ def _simulated_genome():
     return store
 
 
+def _watch_rss(dask_worker, interval: float = 0.1) -> None:
+    """Record the worker's own peak RSS by polling, on ``dask_worker.peak_rss_bytes``.
+
+    ``getrusage``'s ``ru_maxrss`` survives ``exec``, so a worker spawned by a driver that
+    once held 6 GB would report the driver's peak; polling measures the worker's own.
+    """
+    import threading
+
+    import psutil
+
+    dask_worker.peak_rss_bytes = 0
+
+    def poll():
+        me = psutil.Process()
+        while True:
+            dask_worker.peak_rss_bytes = max(dask_worker.peak_rss_bytes, me.memory_info().rss)
+            time.sleep(interval)
+
+    threading.Thread(target=poll, daemon=True).start()
+
+
 def _worker_peak_rss(client) -> dict:
-    def peak():
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """Peak RSS (MiB) of each worker since :func:`_watch_rss` started there."""
+
+    def peak(dask_worker):
+        return dask_worker.peak_rss_bytes / 2**20
 
     return {str(w): round(v) for w, v in client.run(peak).items()}
 
@@ -154,6 +177,7 @@ def case_scaling(epochs: int) -> dict:
             n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0"
         )
         with distributed.Client(cluster) as client:
+            client.run(_watch_rss)
             tic = time.perf_counter()
             model = ax.fit_genome(store, factors, model=phase1, epochs=epochs, device="cpu")
             out[f"phase 2, {workers} worker(s) (s)"] = time.perf_counter() - tic

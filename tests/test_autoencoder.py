@@ -9,6 +9,7 @@ import xarray as xr
 from _helpers import raise_if_dask_computes
 
 import avocado_xr as ax
+from avocado_xr.bins import segment_ids
 from avocado_xr.evaluation import autoencoder
 from avocado_xr.evaluation._windows import (
     average_windows,
@@ -28,7 +29,6 @@ from avocado_xr.exceptions import (
     ModelFileError,
     UnknownAssayError,
 )
-from avocado_xr.genome import segment_ids
 
 SMALL = dict(window=5, n_hidden=8, n_windows=200, batch_size=50, device="cpu")
 

@@ -108,15 +108,16 @@ def test_custom_method_and_scores(sample):
 def test_evaluate_command_reduced(tmp_path, capsys):
     """Every method end to end on the embedded real sample, in a reduced setting."""
     args = ["evaluate", "sample", "--k", "3", "--epochs", "1", "--batch-size", "8000"]
-    args += ["--ae-windows", "2000", "--output", str(tmp_path), "--quiet"]
+    args += ["--ae-windows", "2000", "--output", str(tmp_path), "--quiet", "--inner-k", "2"]
     args += ["--track", "E065:H3K4me3", "--locus", "chr11:2,150,000-2,170,000"]
     assert main(args) == 0
     out = capsys.readouterr().out
-    for method in ("avocado", "avocado-average", "linear", "average", "mean", "autoencoder"):
+    methods = ("avocado", "avocado-average", "linear", "average", "mean", "autoencoder")
+    for method in (*methods, "ensemble"):
         assert f"## {method} (3-fold" in out
     assert "| average |" in out
     scores = (tmp_path / "scores.csv").read_text().splitlines()
     assert scores[0] == "method,track,metric,value"
-    assert len(scores) == 1 + 6 * 26 * 17  # 6 methods x (25 tracks + mean) x 17 metrics
+    assert len(scores) == 1 + 7 * 26 * 17  # 7 methods x (25 tracks + mean) x 17 metrics
     for name in ("metrics.png", "scatter.png", "locus.png", "summary.md"):
         assert (tmp_path / name).stat().st_size > 100

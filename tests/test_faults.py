@@ -261,14 +261,14 @@ def test_impute_into_a_dataset_of_other_celltypes(sim):
 )
 def test_region_strings(text, why):
     with pytest.raises(RegionError, match=why):
-        ax.genome.parse_region(text)
+        ax.bins.parse_region(text)
 
 
 @given(st.text(max_size=30))
 @settings(max_examples=200, deadline=None)
 def test_region_parser_never_crashes(text):
     try:
-        chrom, start, end = ax.genome.parse_region(text)
+        chrom, start, end = ax.bins.parse_region(text)
     except RegionError:
         return
     assert 0 <= start < end and chrom

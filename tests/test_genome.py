@@ -7,8 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from avocado_xr.bins import parse_region, scale_index, segment_ids
 from avocado_xr.exceptions import RegionError
-from avocado_xr.genome import GenomeLayout, parse_region, scale_index, segment_ids
+from avocado_xr.genome import GenomeLayout
 
 
 @st.composite

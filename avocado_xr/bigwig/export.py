@@ -20,8 +20,8 @@ import xarray as xr
 
 from .._progress import progress
 from ..assembly import KNOWN_GENOMES, Genome, GenomeLike, genome_sizes
+from ..bins import segment_runs
 from ..exceptions import ExportError
-from ..genome import segment_runs
 from ..variables import (
     CHROM,
     DEFAULT_POSITION_CHUNK,

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..assembly import GenomeLike
+from ..bins import REGION_RULES
 from ..exceptions import ConfigError
-from ..genome import REGION_RULES
 from ..variables import DEFAULT_POSITION_CHUNK
 from .chroms import EXTRA_CHROMS, MISSING_CHROMS
 from .reader import GAPS

@@ -24,7 +24,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     """The ``avocado-xr`` argument parser with every subcommand."""
     from .. import __version__
-    from . import bigwig, evaluate, model
+    from . import bigwig, evaluate, model, transfer
 
     parser = _Parser(
         prog="avocado-xr",
@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=_Parser
     )
-    for module in (model, evaluate, bigwig):
+    for module in (model, evaluate, bigwig, transfer):
         module.register(sub)
     return parser
 

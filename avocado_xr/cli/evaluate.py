@@ -71,6 +71,25 @@ def register(sub) -> None:
         "--ae-epochs", type=positive_int, default=1, help="autoencoder passes over its windows"
     )
     ev.add_argument(
+        "--inner-k",
+        type=_folds,
+        default=None,
+        help="inner folds of the ensemble (default 4): its learning bases fit inner-k + 1 "
+        "times per fold",
+    )
+    ev.add_argument(
+        "--inner-epochs",
+        type=positive_int,
+        default=None,
+        help="epochs of the ensemble's inner factorization fits (default: --epochs)",
+    )
+    ev.add_argument(
+        "--bases",
+        type=_methods,
+        default=None,
+        help="base methods of the ensemble, comma-separated (default: its own)",
+    )
+    ev.add_argument(
         "--annotations",
         choices=["pilot", "none"],
         default="pilot",
@@ -95,8 +114,20 @@ def _options(args) -> dict[str, dict]:
     if args.batch_size:
         factorization["batch_size"] = args.batch_size
     autoencoder = {"device": args.device, "n_windows": args.ae_windows, "epochs": args.ae_epochs}
+    ensemble = {
+        key: value
+        for key, value in (
+            ("inner_k", args.inner_k),
+            ("inner_epochs", args.inner_epochs),
+            ("bases", args.bases),
+        )
+        if value is not None
+    }
     return method_options(
-        factorization=factorization, autoencoder=autoencoder, methods=args.methods
+        factorization=factorization,
+        autoencoder=autoencoder,
+        ensemble=ensemble,
+        methods=args.methods,
     )
 
 

@@ -1,7 +1,7 @@
 """Windows of consecutive bins for the denoising autoencoder: sampling, reading, averaging.
 
 A window is ``window`` consecutive 25-bp bins of one cell type, all assays, inside one
-segment (a run of contiguous bins, :func:`avocado_xr.genome.segment_runs`); a segment shorter
+segment (a run of contiguous bins, :func:`avocado_xr.bins.segment_runs`); a segment shorter
 than the window gets one window holding its bins first, zero-padded on the right.
 """
 
@@ -11,8 +11,8 @@ import dask
 import dask.array as da
 import numpy as np
 
+from ..bins import segment_runs
 from ..exceptions import AutoencoderError
-from ..genome import segment_runs
 
 __all__ = [
     "accumulate",

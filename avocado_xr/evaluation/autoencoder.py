@@ -19,7 +19,7 @@ How this adaptation differs from the paper
   paper used only the 19 samples with all 8 marks): a window is a uniformly random (cell type,
   start) pair whose ``window`` bins lie in one segment (see below).
 - **Windows never straddle chromosomes or gaps between regions**: positions are cut into
-  segments of contiguous bins with :func:`avocado_xr.genome.segment_ids`. At the ends of a
+  segments of contiguous bins with :func:`avocado_xr.bins.segment_ids`. At the ends of a
   segment a bin is averaged over fewer windows (those that fit in the segment). A segment
   shorter than ``window`` bins is imputed from one window holding the segment's bins first,
   zero-padded on the right (as if the missing bins had no signal); such segments are never
@@ -60,9 +60,9 @@ import torch
 import xarray as xr
 
 from .._compat import resolve_device
+from ..bins import segment_ids
 from ..compendium import position_chunks
 from ..exceptions import AutoencoderError, ModelFileError, UnknownAssayError
-from ..genome import segment_ids
 from ..imputation import imputation_result
 from ..model.persistence import load_weights, read_model_meta, write_model_dir
 from ..variables import (

@@ -8,6 +8,7 @@ out-of-fold imputations of every observed track as one lazy Dataset, with the me
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +21,14 @@ from ..exceptions import AvocadoXrWarning, ConfigError
 from ..variables import DIM_ASSAY, DIM_CELLTYPE, IMPUTED, OBSERVED, validate
 from .baselines import BaselineModel
 
-__all__ = ["METHODS", "Method", "cross_validate", "make_folds", "method_options"]
+__all__ = [
+    "METHODS",
+    "Method",
+    "cross_validate",
+    "make_folds",
+    "method_options",
+    "register_method",
+]
 
 
 def _factorization(**defaults) -> Callable:
@@ -47,7 +55,9 @@ class Method:
     """A cross-validation method: ``fit(train_ds, *, seed, **options)`` returns a model with
     ``impute(ds, *, celltypes, assays, merge)``; ``kind`` says which options it takes
     (``"factorization"``: :func:`avocado_xr.fit`'s, ``"autoencoder"``:
-    :func:`~avocado_xr.evaluation.autoencoder.fit_autoencoder`'s, ``"baseline"``: none)."""
+    :func:`~avocado_xr.evaluation.autoencoder.fit_autoencoder`'s, ``"baseline"``: none,
+    ``"ensemble"``: :func:`~avocado_xr.evaluation.ensemble.fit_ensemble`'s, which include
+    the options of its base methods by kind)."""
 
     fit: Callable
     kind: str
@@ -71,23 +81,66 @@ METHODS: dict[str, Method] = {
     "mean": Method(_baseline("mean"), "baseline", "mean of the other cell types' track means"),
     "autoencoder": Method(_autoencoder, "autoencoder", "denoising autoencoder over assays"),
 }
+_KINDS = ("factorization", "autoencoder", "baseline", "ensemble")
 
 
-def method_options(*, factorization: dict, autoencoder: dict, methods=None) -> dict[str, dict]:
-    """Options for each method of :data:`METHODS` (or those named), by the kind it takes.
+def register_method(name: str, method: Method) -> None:
+    """Add ``method`` to :data:`METHODS` as ``name`` (the CLI, the notebooks and
+    :func:`cross_validate` then offer it).
+
+    Methods built on this module, like the stacked ensemble (registered by
+    :mod:`avocado_xr.evaluation`), join the registry this way, so this module imports none of
+    them.
 
     Examples
     --------
-    >>> opts = method_options(factorization={"epochs": 3}, autoencoder={"n_windows": 10})
+    >>> from avocado_xr.evaluation.baselines import BaselineModel
+    >>> zero = Method(lambda train, *, seed=0: BaselineModel("mean"), "baseline", "demo")
+    >>> register_method("demo-mean", zero)
+    >>> "demo-mean" in METHODS
+    True
+    >>> del METHODS["demo-mean"]
+    """
+    if not isinstance(method, Method) or method.kind not in _KINDS:
+        raise ConfigError(
+            f"register_method needs a Method of a kind in {_KINDS}, got {method!r} for {name!r}."
+        )
+    METHODS[name] = method
+
+
+def method_options(
+    *, factorization: dict, autoencoder: dict, ensemble: dict | None = None, methods=None
+) -> dict[str, dict]:
+    """Options for each method of :data:`METHODS` (or those named), by the kind it takes.
+
+    The ``"ensemble"`` kind gets the options of its base methods by kind (``factorization``,
+    ``autoencoder``) plus its own settings from ``ensemble`` (``inner_k``, ``inner_epochs``,
+    ``bases``... of :func:`~avocado_xr.evaluation.ensemble.fit_ensemble`).
+
+    Examples
+    --------
+    >>> opts = method_options(factorization={"epochs": 3}, autoencoder={"n_windows": 10},
+    ...                       ensemble={"inner_k": 3})
     >>> opts["avocado"], opts["average"], opts["autoencoder"]
     ({'epochs': 3}, {}, {'n_windows': 10})
+    >>> opts["ensemble"]
+    {'factorization': {'epochs': 3}, 'autoencoder': {'n_windows': 10}, 'inner_k': 3}
     """
     methods = list(METHODS) if methods is None else list(methods)
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ConfigError(f"Unknown method(s) {unknown}; choose from {list(METHODS)}.")
-    by_kind = {"factorization": factorization, "autoencoder": autoencoder, "baseline": {}}
-    return {name: dict(by_kind[METHODS[name].kind]) for name in methods}
+    by_kind = {
+        "factorization": dict(factorization),
+        "autoencoder": dict(autoencoder),
+        "baseline": {},
+        "ensemble": {
+            "factorization": dict(factorization),
+            "autoencoder": dict(autoencoder),
+            **(ensemble or {}),
+        },
+    }
+    return {name: copy.deepcopy(by_kind[METHODS[name].kind]) for name in methods}
 
 
 def _held_out_imputation(fitted, train: xr.Dataset, held, like: xr.DataArray) -> xr.DataArray:
@@ -187,7 +240,9 @@ def cross_validate(
     method : str or callable
         One of :data:`METHODS` (``"avocado"``, ``"avocado-average"`` (Avocado with the
         average of the other cell types as an input), ``"linear"`` (PREDICTD-style),
-        ``"average"``, ``"mean"``, ``"autoencoder"``) or a function
+        ``"average"``, ``"mean"``, ``"autoencoder"``, ``"ensemble"`` (a stacked ensemble of
+        Avocado and the average, :func:`~avocado_xr.evaluation.ensemble.fit_ensemble`)) or a
+        function
         ``method(train_ds, *, seed, **options)`` returning a fitted model, i.e. anything
         with ``.impute(ds, *, celltypes, assays, merge)`` like :class:`AvocadoModel`.
     seed : int

@@ -160,6 +160,27 @@ class AvocadoModel:
             head.eval()
             return head(c, a, genome).float().cpu().numpy()
 
+    def add_celltypes(self, ds: xr.Dataset, **kwargs) -> AvocadoModel:
+        """A new model that also imputes the new cell types of ``ds`` (only their factors are
+        learned); see :func:`avocado_xr.add_celltypes`."""
+        from .transfer import add_celltypes
+
+        return add_celltypes(self, ds, **kwargs)
+
+    def add_assays(self, ds: xr.Dataset, **kwargs) -> AvocadoModel:
+        """A new model that also imputes the new assays of ``ds`` (only their factors are
+        learned); see :func:`avocado_xr.add_assays`."""
+        from .transfer import add_assays
+
+        return add_assays(self, ds, **kwargs)
+
+    def fine_tune(self, ds: xr.Dataset, **kwargs) -> AvocadoModel:
+        """A fine-tuned copy (reduced learning rate, held-out validation, early stopping);
+        see :func:`avocado_xr.fine_tune`."""
+        from .fine_tune import fine_tune
+
+        return fine_tune(self, ds, **kwargs)
+
     def plot_history(self, ax=None):
         """Plot training loss and held-out MSE per epoch (matplotlib)."""
         from ..plotting import plot_history

@@ -8,7 +8,14 @@ import xarray as xr
 
 from ..coords import genome_coords
 from ..genome import COARSE_SCALES
-from ..variables import DEFAULT_POSITION_CHUNK, DIM_ASSAY, DIM_CELLTYPE, DIM_POSITION
+from ..variables import (
+    CHROM,
+    DEFAULT_POSITION_CHUNK,
+    DIM_ASSAY,
+    DIM_CELLTYPE,
+    DIM_POSITION,
+    START,
+)
 from .genome_store import SCALE_NAMES
 from .network import GENOME_TABLES
 
@@ -25,7 +32,12 @@ def factors(model) -> xr.Dataset:
         - ``assay_factors`` (assay, assay_factor)
         - ``genome_factors_25bp`` (position, factor_25bp) with ``chrom``/``start``
         - ``genome_factors_250bp`` (position_250bp, factor_250bp) with ``chrom_250bp``/
-          ``start_250bp``, and likewise ``genome_factors_5kbp``
+          ``start_250bp``, and likewise ``genome_factors_5kbp``. With the original Avocado's
+          coarse rule (``config.coarse_rule == "flat"``, imported models) coarse bin ``k``
+          holds positions ``10 k .. 10 k + 9`` (``200 k ..`` at 5 kbp) of the flat index,
+          which may straddle two regions: ``chrom_250bp``/``start_250bp`` are then those of
+          the bin's first position, and ``first_position_250bp`` (``first_position_5kbp``)
+          is that position's index.
         - ``genome_features`` (position, genome_factor): the three scales concatenated per
           25-bp position (the 110-feature representation by default), a lazy Dask view.
 
@@ -55,11 +67,14 @@ def factors(model) -> xr.Dataset:
         genome = model.genome.dataset()
     else:
         genome = xr.Dataset(coords=genome_coords(model.layout))
+        flat = model.config.coarse_rule == "flat"
         for k, (scale, name) in enumerate(zip(COARSE_SCALES, SCALE_NAMES, strict=True)):
             suffix = "" if k == 0 else f"_{name}"
             values = table(getattr(model.net, GENOME_TABLES[k]))
             genome[f"genome_factors_{name}"] = ((DIM_POSITION + suffix, f"factor_{name}"), values)
-            if k:
+            if k and flat:
+                genome = genome.assign_coords(_flat_coords(model, scale, suffix, len(values)))
+            elif k:
                 genome = genome.assign_coords(genome_coords(model.layout.coarse(scale), suffix))
     n = model.layout.n_positions
     width = model.config.n_genome_factors
@@ -70,3 +85,18 @@ def factors(model) -> xr.Dataset:
     )  # fmt: skip
     genome["genome_features"] = ((DIM_POSITION, "genome_factor"), features)
     return genome.assign(data_vars).assign_coords(labels).assign_attrs(model.attrs)
+
+
+def _flat_coords(model, scale: int, suffix: str, n_bins: int) -> dict:
+    """Coordinates of the original's flat coarse bins: bin ``k`` holds positions
+    ``k * step .. k * step + step - 1`` (``step = scale // resolution``); labelled with its
+    first position (chromosome, start and index)."""
+    step = scale // model.layout.resolution
+    first = np.arange(n_bins, dtype=np.int64) * step
+    chrom, start = model.layout.coords_at(first)
+    dim = DIM_POSITION + suffix
+    return {
+        CHROM + suffix: (dim, chrom),
+        START + suffix: (dim, start),
+        f"first_position{suffix}": (dim, first),
+    }

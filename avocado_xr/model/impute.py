@@ -23,19 +23,16 @@ import xarray as xr
 from .._compat import TORCH_LOCK, autocast
 from ..average import average_block
 from ..compendium import position_chunks
-from ..coords import layout_of
+from ..coords import dataset_layout
 from ..exceptions import DimensionError, InvalidSignalError
 from ..genome import GenomeLayout
 from ..imputation import imputation_result
 from ..variables import (
-    CHROM,
     DIM_ASSAY,
     DIM_CELLTYPE,
     DIM_POSITION,
     OBSERVED,
-    RESOLUTION,
     SIGNAL,
-    START,
     check_names,
 )
 from .network import AvocadoHead
@@ -121,13 +118,7 @@ def position_runs(ds: xr.Dataset, layout: GenomeLayout) -> np.ndarray:
     RegionError
         A position of ``ds`` is not one of the model's.
     """
-    ds_layout = layout_of(ds)
-    if ds_layout is None:
-        ds_layout = GenomeLayout.from_coords(
-            np.asarray(ds[CHROM].values),
-            np.asarray(ds[START].values),
-            int(ds.attrs.get("resolution", RESOLUTION)),
-        )
+    ds_layout = dataset_layout(ds)
     runs = []
     for c, s, n, off in zip(
         ds_layout.chrom, ds_layout.start, ds_layout.n_bins, ds_layout.offsets, strict=True

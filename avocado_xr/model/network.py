@@ -296,18 +296,22 @@ def dropout_keep_mask(shape, p: float, device=None) -> tuple[torch.Tensor, float
 
 
 class _ReluMask(torch.autograd.Function):
-    """``relu(x) * keep`` with one saved boolean mask for the backward pass."""
+    """``relu(x) * keep`` with one saved boolean mask for the backward pass.
+
+    Multiplying by the boolean mask is ~8x faster on CPU than ``masked_fill`` (which was
+    20% of a demo-size training step).
+    """
 
     @staticmethod
     def forward(ctx, x, keep):
         mask = keep.logical_and_(x > 0)
         ctx.save_for_backward(mask)
-        return x.masked_fill(mask.logical_not(), 0)
+        return x * mask
 
     @staticmethod
     def backward(ctx, grad):
         (mask,) = ctx.saved_tensors
-        return grad.masked_fill(mask.logical_not(), 0), None
+        return grad * mask, None
 
 
 def relu_dropout(x: torch.Tensor, p: float) -> tuple[torch.Tensor, float]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["RowAdam"]
+__all__ = ["RowAdam", "gather_genome"]
 
 
 class RowAdam:
@@ -112,3 +112,20 @@ class RowAdam:
             self.exp_avg + self.exp_avg_sq, state["exp_avg"] + state["exp_avg_sq"], strict=True
         ):
             dst.copy_(src)
+
+
+def gather_genome(net, rows: RowAdam, position: torch.Tensor) -> torch.Tensor:
+    """Genome features of a batch of an :class:`~avocado_xr.model.network.AvocadoNet`, as
+    leaves that ``rows`` updates after backward.
+
+    Within an epoch every position appears once, so the 25-bp rows are unique; the sampler
+    lists a batch in genome order, so the coarse-bin indices are sorted.
+    """
+    return torch.cat(
+        [
+            rows.gather(0, position, unique=True),
+            rows.gather(1, net.index_250bp[position], sorted=True),
+            rows.gather(2, net.index_5kbp[position], sorted=True),
+        ],
+        dim=1,
+    )

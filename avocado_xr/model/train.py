@@ -12,20 +12,16 @@ import numpy as np
 import torch
 import xarray as xr
 
-from .._compat import autocast, resolve_device
+from .._compat import autocast, resolve_device, reuse_freed_memory
 from .._progress import progress
 from ..average import average_of_others
-from ..config import AvocadoConfig
-from ..coords import layout_of
+from ..config import AvocadoConfig, check_epochs
+from ..coords import dataset_layout
 from ..exceptions import AvocadoXrWarning, ConfigError, InvalidSignalError
-from ..genome import GenomeLayout
 from ..variables import (
-    CHROM,
     DIM_ASSAY,
     DIM_CELLTYPE,
     OBSERVED,
-    RESOLUTION,
-    START,
     check_names,
     check_pairs,
     validate,
@@ -33,10 +29,10 @@ from ..variables import (
 from .avocado import AvocadoModel
 from .checkpoint import Checkpoint
 from .network import AvocadoNet, with_average
-from .optim import RowAdam
+from .optim import RowAdam, gather_genome
 from .sampler import TrackReader, make_sampler
 
-__all__ = ["fit"]
+__all__ = ["fit", "optimizers_for", "run_epochs"]
 
 _CONFIG_FIELDS = {f.name for f in dataclasses.fields(AvocadoConfig)}
 
@@ -126,10 +122,7 @@ def fit(
             f"{sorted(_CONFIG_FIELDS)}."
         )
     config = (config or AvocadoConfig()).replace(**hyperparameters)
-    if isinstance(epochs, bool) or not isinstance(epochs, int | np.integer) or epochs < 0:
-        raise ConfigError(
-            f"epochs must be an integer >= 0 (passes over the positions), got {epochs!r}"
-        )
+    epochs = check_epochs(epochs)
     device = resolve_device(device)
     autocast(device, precision)  # validates precision early
 
@@ -144,9 +137,7 @@ def fit(
         raise InvalidSignalError("No observed track is left for training.")
     _warn_untrained(train_pairs, celltypes, assays)
 
-    layout = layout_of(ds) or GenomeLayout.from_coords(
-        ds[CHROM].values, ds[START].values, int(ds.attrs.get("resolution", RESOLUTION))
-    )
+    layout = dataset_layout(ds)
     sampler = make_sampler(
         ds,
         train_pairs,
@@ -230,9 +221,10 @@ def run_epochs(
     )
     for epoch in epoch_bar:
         tic = time.perf_counter()
-        loss = _train_epoch(
-            net, sampler, optimizers, config, device, precision, seed, epoch, verbose
-        )
+        with reuse_freed_memory():
+            loss = _train_epoch(
+                net, sampler, optimizers, config, device, precision, seed, epoch, verbose
+            )
         seconds = time.perf_counter() - tic
         record = {
             "epoch": epoch + 1,
@@ -299,22 +291,6 @@ def optimizers_for(net: AvocadoNet, config: AvocadoConfig, *, train_head: bool =
     return dense, RowAdam([w.data for w in genome], **kwargs)
 
 
-def _gather_genome(net: AvocadoNet, rows: RowAdam, position: torch.Tensor) -> torch.Tensor:
-    """Genome features of a batch, as leaves that ``rows`` updates after backward.
-
-    Within an epoch every position appears once, so the 25-bp rows are unique; the sampler
-    lists a batch in genome order, so the coarse-bin indices are sorted.
-    """
-    return torch.cat(
-        [
-            rows.gather(0, position, unique=True),
-            rows.gather(1, net.index_250bp[position], sorted=True),
-            rows.gather(2, net.index_5kbp[position], sorted=True),
-        ],
-        dim=1,
-    )
-
-
 def _train_epoch(net, sampler, optimizers, config, device, precision, seed, epoch, verbose):
     net.train()
     total = torch.zeros((), dtype=torch.float64, device=device)
@@ -327,7 +303,7 @@ def _train_epoch(net, sampler, optimizers, config, device, precision, seed, epoc
             if dense is not None:
                 dense.zero_grad(set_to_none=True)
             rows.zero_grad()
-            genome = _gather_genome(net, rows, batch.position)
+            genome = gather_genome(net, rows, batch.position)
             with autocast(device, precision):
                 features = with_average(genome, batch.average, config)
                 pred = net.head(batch.celltype, batch.assay, features)

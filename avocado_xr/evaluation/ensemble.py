@@ -1,0 +1,451 @@
+"""A stacked ensemble of imputation methods, with weights learned by an inner cross-validation.
+
+Stacked generalization (Wolpert, *Neural Networks* 5, 1992; Breiman, "Stacked regressions",
+*Machine Learning* 24, 1996; van der Laan, Polley & Hubbard, "Super Learner", *Stat. Appl.
+Genet. Mol. Biol.* 6, 2007): several *base* methods of
+:data:`~avocado_xr.evaluation.crossval.METHODS` each impute a track, and a linear *combiner*
+(an intercept plus non-negative weights, Breiman's constraint) turns their imputations into
+one. The combiner is fitted to out-of-fold imputations of the training tracks, so it learns
+how much to trust each method on tracks that the method did not see, which is the situation
+of a held-out track.
+
+The defaults combine Avocado and the average of the other cell types, the combination the
+ENCODE Imputation Challenge pointed to (Schreiber et al., *Genome Biology* 24, 79, 2023: the
+average baseline ranked near the top, and the best entries combined a learned model with
+it): Avocado has the lower squared error, the average ranks peaks better
+(``benchmarks/RESULTS.md``). A factorization base can enter at several training lengths from
+one training run (``snapshots``; "snapshot ensembles", Huang et al., ICLR 2017): Avocado
+trained longer ranks better but overshoots the level of some tracks, and the combiner takes
+the best of both.
+
+:func:`fit_ensemble`, for one training compendium (in cross-validation, an outer fold's
+training tracks):
+
+1. **Inner folds.** The observed tracks are split into ``inner_k`` folds with
+   :func:`~avocado_xr.evaluation.crossval.make_folds` (each leaves every cell type and assay a
+   training track; a track that cannot be held out trains every inner model).
+2. **Out-of-fold base imputations.** For each inner fold, every base method that learns is
+   fitted with that fold also hidden and imputes the fold's tracks. Methods of kind
+   ``"baseline"`` learn nothing: their imputation of a track is computed from the *other*
+   tracks, so it is taken from the whole training compendium.
+3. **Combiner.** Non-negative least squares of the observed signal on the out-of-fold
+   imputations (:func:`~.stacking.group_weights`), accumulated track by track as normal
+   equations (memory: one track). By default each cell type gets its own weights, fitted to
+   its tracks' rows plus all rows down-weighted to the same total (``scope="celltype"``).
+4. **Peak calibration** (``peak_budget``). A least-squares combination regresses towards the
+   mean, so few positions reach the peak threshold (arcsinh(2), -log10 p >= 2) at which peaks
+   are called: without it the ensemble calls far fewer peaks than the observed tracks have.
+   Values in ``[kappa, threshold)`` are lifted onto the threshold by a strictly increasing
+   map (:func:`~.stacking.peak_lift`), so every rank-based measure is unchanged. ``kappa`` is
+   the lowest level (steps of 0.01) at which this raises the squared error of the inner
+   out-of-fold tracks by at most ``peak_budget``; it is learned, like the weights, from
+   training tracks only. :meth:`EnsembleModel.uncalibrated` returns the model without it.
+5. **Refit.** Every base method is refitted on the whole training compendium; the returned
+   :class:`EnsembleModel` imputes by applying the combiner (and the calibration) to their
+   imputations, lazily.
+
+Leakage rules
+-------------
+- **A held-out track is never seen.** :func:`fit_ensemble` gets the training compendium, in
+  which the outer held-out tracks are hidden (``observed`` False, ``signal`` all NaN; see
+  :func:`avocado_xr.mask`). The inner folds are made from its observed tracks only, so an
+  outer held-out track is in no inner fold and no inner training set, and gives no row to
+  the combiner or the calibration: changing its values changes nothing that is learned, and
+  its imputation comes from the same weights and models.
+- **A training track's base imputation never depends on its own values.** The imputation of
+  a training track that enters the combiner comes from a base model fitted with that track
+  hidden (its inner fold), or from a baseline that never reads the track it imputes, so the
+  weights measure out-of-sample accuracy, not memorisation.
+- **Folds depend only on which tracks are observed** (and the seed), never on their values.
+
+``tests/test_ensemble.py`` checks all three.
+
+Runtime: a base method that learns is fitted ``inner_k + 1`` times (fewer inner folds, or
+shorter inner fits with ``inner_epochs``, are faster); snapshots cost nothing extra.
+
+Examples
+--------
+>>> import avocado_xr as ax
+>>> from avocado_xr.evaluation.ensemble import fit_ensemble
+>>> ds = ax.testing.simulate_compendium(n_celltypes=4, n_positions=1_000, seed=0)
+>>> small = {"epochs": 2, "n_layers": 1, "n_nodes": 16, "batch_size": 500, "device": "cpu"}
+>>> model = fit_ensemble(ds, inner_k=2, snapshots=[1], factorization=small)
+>>> model.inputs
+['avocado@1', 'avocado', 'average']
+>>> model.weights.coef.dims
+('celltype', 'assay', 'input')
+>>> model.impute(ds, celltypes="C0", merge=False).imputed.sizes["assay"]
+3
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import xarray as xr
+
+from ..exceptions import AvocadoXrWarning, ConfigError, InvalidSignalError
+from ..imputation import imputation_result
+from ..variables import (
+    DIM_ASSAY,
+    DIM_CELLTYPE,
+    DIM_POSITION,
+    IMPUTED,
+    OBSERVED,
+    check_names,
+    validate,
+)
+from .crossval import METHODS, Method, make_folds
+from .stacking import (
+    DIM_INPUT,
+    SCOPES,
+    choose_kappa,
+    fit_base,
+    group_weights,
+    input_names,
+    out_of_fold,
+    peak_lift,
+)
+from .track import PEAK_THRESHOLD
+
+__all__ = ["DEFAULT_BASES", "METHOD", "EnsembleModel", "fit_ensemble"]
+
+#: the base methods of :func:`fit_ensemble` unless ``bases`` says otherwise
+DEFAULT_BASES = ("avocado", "average")
+_DIMS = (DIM_CELLTYPE, DIM_ASSAY, DIM_POSITION)
+#: positions per inner out-of-fold track (a random subset) kept to choose the calibration
+_CALIBRATION_POSITIONS = 100_000
+
+
+class EnsembleModel:
+    """A fitted stacked ensemble: refitted base models and a linear combiner per track.
+
+    Built by :func:`fit_ensemble`. :meth:`impute` computes ``intercept[c, a] + sum over
+    inputs of coef[c, a, input] * input`` from the base models' lazy imputations, then the
+    peak calibration (if any).
+
+    Attributes
+    ----------
+    models : dict of str to model
+        The refitted base models by input name (``"avocado@10"``: the ``avocado`` base after
+        10 epochs; ``"avocado"``: after all of them).
+    weights : xarray.Dataset
+        ``coef`` (celltype, assay, input), ``intercept`` (celltype, assay) and ``tracks``
+        (celltype, assay): the number of inner out-of-fold tracks of the track's group.
+    calibration : dict or None
+        ``{"kappa": ..., "threshold": ...}`` of the peak calibration.
+    inner_folds : xarray.DataArray
+        The inner fold of each training track (-1: never held out).
+    info : dict
+        Settings, the training tracks, the inner out-of-fold squared error (with and without
+        the calibration) and the seconds spent per step.
+    """
+
+    def __init__(
+        self,
+        models: dict,
+        weights: xr.Dataset,
+        *,
+        calibration: dict | None = None,
+        inner_folds: xr.DataArray | None = None,
+        info: dict | None = None,
+    ):
+        self.models = dict(models)
+        self.weights = weights
+        self.calibration = None if calibration is None else dict(calibration)
+        self.inner_folds = inner_folds
+        self.info = dict(info or {})
+
+    @property
+    def inputs(self) -> list[str]:
+        """Names of the base imputations the combiner takes, in its order."""
+        return list(self.models)
+
+    def __repr__(self) -> str:
+        peaks = "off" if self.calibration is None else f"kappa {self.calibration['kappa']:.2f}"
+        return (
+            f"<EnsembleModel of {', '.join(self.inputs)}; {self.weights.attrs['scope']} "
+            f"weights; peak calibration {peaks}>"
+        )
+
+    def uncalibrated(self) -> EnsembleModel:
+        """The same ensemble without the peak calibration (a shallow copy)."""
+        out = copy.copy(self)
+        out.calibration = None
+        return out
+
+    def impute(
+        self,
+        ds: xr.Dataset,
+        *,
+        celltypes=None,
+        assays=None,
+        merge: bool = True,
+        position_chunk: int | None = None,
+    ) -> xr.Dataset:
+        """Impute tracks of ``ds`` lazily: the combiner applied to every base model's
+        imputation.
+
+        Parameters
+        ----------
+        ds : xarray.Dataset
+            The compendium to impute from (the training compendium: the average-based
+            methods read its observed tracks).
+        celltypes, assays : str or list of str, optional
+            Tracks to impute. Default: all.
+        merge : bool
+            Return ``ds`` with ``imputed`` added (True, default) or ``imputed`` alone.
+        position_chunk : int, optional
+            Positions per output block, passed to the base models.
+
+        Returns
+        -------
+        xarray.Dataset
+            ``imputed`` (celltype, assay, position), float32; Dask-backed when any base
+            imputation is (the Avocado models' always are).
+
+        Examples
+        --------
+        >>> import avocado_xr as ax
+        >>> ds = ax.datasets.roadmap_pilot_sample()
+        >>> model = fit_ensemble(ds, bases=("average", "mean"), inner_k=3)
+        >>> out = model.impute(ds, celltypes="E065", assays="H3K4me3", merge=False)
+        >>> out.imputed.dims, out.attrs["method"]
+        (('celltype', 'assay', 'position'), 'ensemble')
+        """
+        validate(ds)
+        celltypes = check_names(celltypes, ds.get_index(DIM_CELLTYPE), DIM_CELLTYPE)
+        assays = check_names(assays, ds.get_index(DIM_ASSAY), DIM_ASSAY)
+        for dim, names in ((DIM_CELLTYPE, celltypes), (DIM_ASSAY, assays)):
+            missing = [n for n in names if n not in self.weights.get_index(dim)]
+            if missing:
+                raise ConfigError(
+                    f"The ensemble has no weights for {dim}(s) {missing}; it was fitted on "
+                    f"{list(self.weights.get_index(dim))}. Fit it on a compendium with them."
+                )
+        parts = []
+        for model in self.models.values():
+            part = model.impute(
+                ds, celltypes=celltypes, assays=assays, merge=False, position_chunk=position_chunk
+            )[IMPUTED]
+            parts.append(part.transpose(*_DIMS).astype(np.float32))
+        chunks = next((p.chunks for p in parts if p.chunks is not None), None)
+        if chunks is not None:  # one block structure for the sum
+            parts = [p.chunk(dict(zip(_DIMS, chunks, strict=True))) for p in parts]
+        weights = self.weights.sel({DIM_CELLTYPE: celltypes, DIM_ASSAY: assays})
+        weights = weights[["coef", "intercept"]].astype(np.float32)
+        out = weights["intercept"]
+        for name, part in zip(self.inputs, parts, strict=True):
+            out = out + weights["coef"].sel({DIM_INPUT: name}, drop=True) * part
+        if self.calibration is not None:
+            out = peak_lift(out, self.calibration["kappa"], self.calibration["threshold"])
+        out = out.transpose(*_DIMS).astype(np.float32)
+        attrs = {
+            **_provenance(),
+            "method": "ensemble",
+            "inputs": ",".join(self.inputs),
+            "peak_calibration": "off" if self.calibration is None else str(self.calibration),
+        }
+        return imputation_result(out.data, celltypes, assays, ds, attrs, merge=merge)
+
+
+def _provenance() -> dict:
+    from .. import __version__
+
+    return {"source": f"avocado_xr-{__version__}"}
+
+
+def _check(bases, scope, shrinkage, inner_k, peak_budget) -> None:
+    usable = [m for m in METHODS if METHODS[m].kind != "ensemble"]
+    if not bases or len(set(bases)) != len(bases) or any(b not in usable for b in bases):
+        raise ConfigError(f"bases must be distinct names from {usable}; got {list(bases)}.")
+    if scope not in SCOPES:
+        raise ConfigError(f"scope must be one of {SCOPES}, got {scope!r}.")
+    if shrinkage < 0:
+        raise ConfigError(f"shrinkage must be >= 0, got {shrinkage}.")
+    if isinstance(inner_k, bool) or not isinstance(inner_k, int) or inner_k < 2:
+        raise ConfigError(f"inner_k must be an integer >= 2, got {inner_k!r}.")
+    if peak_budget is not None and not 0 <= peak_budget < 1:
+        raise ConfigError(f"peak_budget must be in [0, 1) or None, got {peak_budget!r}.")
+
+
+def fit_ensemble(
+    train: xr.Dataset,
+    *,
+    seed: int = 0,
+    bases: Sequence[str] = DEFAULT_BASES,
+    snapshots: Sequence[int] = (10,),
+    inner_k: int = 4,
+    inner_epochs: int | None = None,
+    scope: str = "celltype",
+    shrinkage: float = 1.0,
+    peak_budget: float | None = 0.02,
+    peak_threshold: float = PEAK_THRESHOLD,
+    factorization: dict | None = None,
+    autoencoder: dict | None = None,
+    verbose: bool = False,
+) -> EnsembleModel:
+    """Fit a stacked ensemble of base methods to the observed tracks of ``train``.
+
+    See the module documentation for the procedure and its leakage rules: the combiner is
+    learned from out-of-fold imputations of ``train``'s own observed tracks (an inner
+    cross-validation), then every base method is refitted on all of ``train``.
+
+    Parameters
+    ----------
+    train : xarray.Dataset
+        The training compendium (for cross-validation: held-out tracks already masked).
+    seed : int
+        Seeds the inner folds and the base methods (inner fold ``f`` fits with
+        ``seed + 1000 * (f + 1)``, the refit with ``seed``). Default is 0.
+    bases : sequence of str
+        Base methods, names of :data:`~avocado_xr.evaluation.crossval.METHODS` (not
+        ``"ensemble"``). Default is ``("avocado", "average")``.
+    snapshots : sequence of int
+        Epochs after which each factorization base is also kept as a combiner input
+        (``"avocado@10"``), from the same training run; those not below the base's
+        ``epochs`` are dropped. Default is ``(10,)``: with ``epochs=40`` the inputs are
+        Avocado after 10 and 40 epochs; with ``epochs=10``, Avocado alone.
+    inner_k : int
+        Inner folds; a base method that learns is fitted ``inner_k + 1`` times. Default is 4.
+    inner_epochs : int, optional
+        Epochs of the factorization bases in the inner fits (fewer is faster, but the weights
+        are then learned for weaker models than the refitted ones; must exceed every kept
+        snapshot). Default: the same as the refit.
+    scope : {"celltype", "assay", "global"}
+        Fit each track's weights to the inner tracks of its cell type or of its assay (plus
+        all inner tracks down-weighted by ``shrinkage``), or to all of them. Default is
+        "celltype".
+    shrinkage : float
+        Weight of the pooled rows in a group's fit, relative to the group's own share.
+        Default is 1.0.
+    peak_budget : float or None
+        Largest relative increase of the inner out-of-fold squared error that the peak
+        calibration may cost; None (or 0) turns it off. Default is 0.02.
+    peak_threshold : float
+        The peak threshold of the calibration. Default is arcsinh(2) (p = 0.01), that of
+        :func:`~avocado_xr.evaluation.metrics.peak_recall`.
+    factorization, autoencoder : dict, optional
+        Options of the base methods of those kinds (e.g. :func:`avocado_xr.fit`'s
+        ``{"epochs": 40, "n_layers": 1, ...}``), as :func:`~.crossval.method_options` builds
+        them.
+    verbose : bool
+        Print the progress of the inner fits. Default is False.
+
+    Returns
+    -------
+    EnsembleModel
+
+    Raises
+    ------
+    ConfigError
+        Unknown or nested base methods, ``inner_k < 2``, an ``inner_epochs`` not above the
+        kept snapshots, a bad scope, shrinkage or budget.
+    InvalidSignalError
+        No training track can be held out in the inner folds (too few tracks).
+
+    Examples
+    --------
+    >>> import avocado_xr as ax
+    >>> ds = ax.datasets.roadmap_pilot_sample()
+    >>> model = fit_ensemble(ds, bases=("average", "mean"), inner_k=3, scope="assay")
+    >>> model.weights.coef.sel(celltype="E003", input="average").round(2).values.tolist()
+    [0.85, 0.64, 0.79, 0.72, 0.68]
+    >>> round(model.calibration["kappa"], 2)  # lifted onto the peak threshold from here
+    0.91
+    """
+    validate(train)
+    bases = list(bases)
+    _check(bases, scope, shrinkage, inner_k, peak_budget)
+    by_kind = {"factorization": factorization, "autoencoder": autoencoder, "baseline": None}
+    options = {name: dict(by_kind[METHODS[name].kind] or {}) for name in bases}
+    epochs = int((factorization or {}).get("epochs", 10))
+    snapshots = sorted({int(e) for e in snapshots if 0 < int(e) < epochs})
+    inner_options = copy.deepcopy(options)
+    if inner_epochs is not None:
+        if snapshots and inner_epochs <= snapshots[-1]:
+            raise ConfigError(
+                f"inner_epochs ({inner_epochs}) must exceed every snapshot kept ({snapshots})."
+            )
+        for name in bases:
+            if METHODS[name].kind == "factorization":
+                inner_options[name]["epochs"] = inner_epochs
+    tic = time.perf_counter()
+    with warnings.catch_warnings():  # such tracks train every inner model; no row is lost
+        warnings.filterwarnings("ignore", "(?s).*can never be held out", AvocadoXrWarning)
+        folds = make_folds(train, inner_k, seed=seed)
+    if not (folds.values >= 0).any():
+        raise InvalidSignalError(
+            "No training track can be held out in the inner folds (every cell type and assay "
+            "needs a second observed track), so the combiner has nothing to learn from; "
+            "observe more tracks or use a single method."
+        )
+    celltypes = [str(c) for c in train.get_index(DIM_CELLTYPE)]
+    assays = [str(a) for a in train.get_index(DIM_ASSAY)]
+    names = input_names(bases, snapshots)
+    rng = np.random.default_rng(seed)
+    grams: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+    kept: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+    inner = out_of_fold(
+        train, folds, bases, seed=seed, options=inner_options, snapshots=snapshots, verbose=verbose
+    )
+    for track, target, predictions in inner:
+        x = np.column_stack([np.ones_like(target), *predictions])
+        grams[track] = (x.T @ x, x.T @ target)
+        rows = np.sort(rng.choice(len(target), min(len(target), _CALIBRATION_POSITIONS), False))
+        kept[track] = (x[rows], target[rows])
+    seconds = {"inner": time.perf_counter() - tic}
+    weights = group_weights(grams, celltypes, assays, names, scope=scope, shrinkage=shrinkage)
+
+    combined = np.concatenate(
+        [
+            x @ np.r_[float(w["intercept"]), w["coef"].values]
+            for (c, a), (x, _) in kept.items()
+            for w in [weights.sel({DIM_CELLTYPE: c, DIM_ASSAY: a})]
+        ]
+    )
+    target = np.concatenate([y for _, y in kept.values()])
+    calibration = None
+    if peak_budget:
+        kappa = choose_kappa(combined, target, peak_threshold, peak_budget)
+        if kappa is not None:
+            calibration = {"kappa": kappa, "threshold": float(peak_threshold)}
+    lifted = combined
+    if calibration is not None:
+        lifted = peak_lift(combined, calibration["kappa"], peak_threshold)
+
+    tic = time.perf_counter()
+    models: dict = {}
+    for name in bases:
+        models.update(fit_base(name, train, seed, options[name], snapshots))
+    models = {name: models[name] for name in names}
+    seconds["refit"] = time.perf_counter() - tic
+    observed = np.asarray(train[OBSERVED].values)
+    info = {
+        "bases": bases,
+        "snapshots": snapshots,
+        "inner_k": inner_k,
+        "inner_epochs": inner_epochs,
+        "scope": scope,
+        "shrinkage": shrinkage,
+        "peak_budget": peak_budget,
+        "seed": seed,
+        "train_tracks": [f"{celltypes[c]}/{assays[a]}" for c, a in np.argwhere(observed)],
+        "inner_tracks": [f"{c}/{a}" for c, a in grams],
+        "inner_mse": float(np.mean((combined - target) ** 2)),
+        "inner_mse_calibrated": float(np.mean((lifted - target) ** 2)),
+        "seconds": seconds,
+    }
+    return EnsembleModel(models, weights, calibration=calibration, inner_folds=folds, info=info)
+
+
+#: the registry entry (registered as ``"ensemble"`` by :mod:`avocado_xr.evaluation`)
+METHOD = Method(
+    fit_ensemble,
+    "ensemble",
+    "stacked ensemble of avocado (snapshots) and average, weights by inner CV",
+)

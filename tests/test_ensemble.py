@@ -1,0 +1,226 @@
+"""The stacked ensemble: what it learns from, what it never sees, and its imputations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _helpers import raise_if_dask_computes
+
+import avocado_xr as ax
+from avocado_xr.evaluation import crossval
+from avocado_xr.evaluation.crossval import METHODS, Method, method_options
+from avocado_xr.evaluation.ensemble import EnsembleModel, fit_ensemble
+from avocado_xr.evaluation.stacking import nnls, out_of_fold, peak_lift
+from avocado_xr.exceptions import ConfigError
+
+TINY = {"epochs": 1, "n_layers": 1, "n_nodes": 16, "batch_size": 500, "device": "cpu"}
+BASES = ("avocado", "average")
+
+
+@pytest.fixture(scope="module")
+def sim():
+    """4 cell types x 3 assays, every track observed, 1,500 positions."""
+    return ax.testing.simulate_compendium(
+        n_celltypes=4, n_assays=3, n_positions=1_500, missing_frac=0.0, seed=3
+    )
+
+
+def _names(ds, folds, fold):
+    return [
+        (str(ds.celltype.values[c]), str(ds.assay.values[a]))
+        for c, a in np.argwhere(folds.values == fold)
+    ]
+
+
+def _perturb(ds, track, factor=3.0):
+    """``ds`` with one track's values changed (scaled and shifted)."""
+    out = ds.copy(deep=True)
+    sel = {"celltype": track[0], "assay": track[1]}
+    out["signal"].loc[sel] = out["signal"].loc[sel] * factor + 0.5
+    return out
+
+
+def test_registered_and_options_by_kind():
+    assert METHODS["ensemble"].kind == "ensemble"
+    opts = method_options(
+        factorization={"epochs": 2}, autoencoder={"n_windows": 5}, ensemble={"inner_k": 3}
+    )
+    assert opts["ensemble"] == {
+        "factorization": {"epochs": 2},
+        "autoencoder": {"n_windows": 5},
+        "inner_k": 3,
+    }
+    opts["ensemble"]["factorization"]["epochs"] = 9  # copies, not shared dicts
+    assert opts["avocado"] == {"epochs": 2}
+
+
+def test_outer_held_out_values_never_change_the_weights(sim):
+    """Cross-validate twice, the second time with one track's values changed: the fold that
+    holds that track out learns exactly the same ensemble, the folds that train on it do not
+    (so the comparison can fail)."""
+    track = (str(sim.celltype.values[1]), str(sim.assay.values[2]))
+    fitted = {}
+
+    def spy(tag):
+        def run(train, *, seed, **options):
+            model = fit_ensemble(train, seed=seed, **options)
+            fitted[(tag, seed)] = model
+            return model
+
+        return run
+
+    options = {"bases": BASES, "inner_k": 2, "factorization": TINY}
+    cv_a = ax.cross_validate(sim, k=3, method=spy("a"), seed=0, evaluate=False, **options)
+    cv_b = ax.cross_validate(
+        _perturb(sim, track), k=3, method=spy("b"), seed=0, evaluate=False, **options
+    )
+    fold = int(cv_a.fold.sel(celltype=track[0], assay=track[1]))
+    for f in range(3):
+        same = fitted[("a", f)].weights.equals(fitted[("b", f)].weights)
+        assert same == (f == fold), f
+    held = {"celltype": track[0], "assay": track[1]}
+    np.testing.assert_array_equal(cv_a.imputed.sel(held), cv_b.imputed.sel(held))
+
+
+def test_a_training_tracks_imputation_never_depends_on_its_own_values(sim):
+    """The out-of-fold base imputations of a training track, which the combiner is fitted
+    to, are unchanged when that track's values change; those of tracks in other inner folds
+    (whose models trained on it) do change."""
+    folds = ax.make_folds(sim, k=2, seed=0)
+    track = _names(sim, folds, 0)[0]
+    options = {"avocado": TINY, "average": {}}
+
+    def collect(ds):
+        return {t: p for t, _, p in out_of_fold(ds, folds, BASES, seed=0, options=options)}
+
+    before, after = collect(sim), collect(_perturb(sim, track))
+    for base in range(len(BASES)):
+        np.testing.assert_array_equal(before[track][base], after[track][base])
+    other_fold = [t for t in _names(sim, folds, 1) if t[1] == track[1] and t != track]
+    for t in other_fold:
+        for base in range(len(BASES)):
+            assert not np.array_equal(before[t][base], after[t][base]), (t, BASES[base])
+
+
+def test_inner_folds_never_use_an_outer_held_out_track(sim, monkeypatch):
+    """Every fit inside the ensemble sees the outer held-out tracks as unobserved, all-NaN
+    tracks; they are in no inner fold and feed no combiner row."""
+    outer = ax.make_folds(sim, k=3, seed=0)
+    held = _names(sim, outer, 0)
+    seen = []
+
+    def spy_fit(train, *, seed, **options):
+        seen.append(train)
+        return ax.fit(train, seed=seed, **options)
+
+    monkeypatch.setitem(METHODS, "spy", Method(spy_fit, "factorization", "records its data"))
+    model = fit_ensemble(
+        ax.mask(sim, held), bases=("spy", "average"), inner_k=2, factorization=TINY
+    )
+    assert len(seen) == 2 + 1  # one fit per inner fold, one refit
+    for train in seen:
+        for c, a in held:
+            assert not bool(train.observed.sel(celltype=c, assay=a))
+            assert bool(train.signal.sel(celltype=c, assay=a).isnull().all())
+    for c, a in held:
+        assert int(model.inner_folds.sel(celltype=c, assay=a)) == -1
+    assert int(model.weights.tracks.sum()) > 0
+
+
+def test_impute_is_lazy_and_applies_the_combiner(sample, tmp_path):
+    ax.save_compendium(sample.avocado.region("chr11:2,100,000-2,200,000"), tmp_path / "s.zarr")
+    ds = ax.open_compendium(tmp_path / "s.zarr")
+    train = ax.mask(ds, [("E065", "H3K4me3")])
+    model = fit_ensemble(train, bases=BASES, inner_k=2, factorization=TINY)
+    assert isinstance(model, EnsembleModel) and model.inputs == list(BASES)
+    assert model.calibration is not None
+    with raise_if_dask_computes():
+        out = model.impute(train, celltypes=["E065"], assays=["H3K4me3", "H3K27me3"], merge=False)
+    assert hasattr(out.imputed.data, "chunks") and out.attrs["method"] == "ensemble"
+    sel = {"celltype": "E065", "assay": "H3K4me3"}
+    w = model.weights.sel(sel)
+    parts = [
+        m.impute(train, celltypes=["E065"], assays=["H3K4me3"], merge=False).imputed.sel(sel)
+        for m in model.models.values()
+    ]
+    combined = float(w.intercept) + sum(
+        float(w.coef.sel(input=name)) * p for name, p in zip(model.inputs, parts, strict=True)
+    )
+    plain = model.uncalibrated().impute(train, celltypes="E065", assays="H3K4me3", merge=False)
+    np.testing.assert_allclose(plain.imputed.sel(sel), combined, rtol=1e-5, atol=1e-5)
+    lifted = peak_lift(combined.values, model.calibration["kappa"], model.calibration["threshold"])
+    np.testing.assert_allclose(out.imputed.sel(sel), lifted, rtol=1e-5, atol=1e-5)
+    assert (model.weights.coef.values >= 0).all()  # non-negative least squares
+
+
+def test_snapshots_are_the_same_training_run(sim):
+    """``avocado@1`` is the model a one-epoch fit gives, ``avocado`` the two-epoch one."""
+    options = {**TINY, "epochs": 2}
+    model = fit_ensemble(sim, bases=BASES, inner_k=2, snapshots=[1, 2, 5], factorization=options)
+    assert model.inputs == ["avocado@1", "avocado", "average"]
+    assert model.weights.sizes["input"] == 3
+    for epochs, name in ((1, "avocado@1"), (2, "avocado")):
+        alone = ax.fit(sim, seed=0, **{**options, "epochs": epochs})
+        np.testing.assert_array_equal(
+            model.models[name].predict("C0", "A1"), alone.predict("C0", "A1")
+        )
+    with pytest.raises(ConfigError, match="inner_epochs"):
+        fit_ensemble(sim, snapshots=[1], inner_epochs=1, factorization=options)
+
+
+def test_peak_calibration_keeps_order_and_budget(sim):
+    values = np.linspace(0.0, 3.0, 301)
+    lifted = peak_lift(values, 1.0, 1.44)
+    assert (np.diff(lifted) > 0).all()  # strictly increasing: ranks are unchanged
+    assert (lifted[values < 1.0] == values[values < 1.0]).all()
+    assert (lifted[(values >= 1.0) & (values < 1.44)] >= 1.44).all()
+    model = fit_ensemble(sim, bases=("average", "mean"), inner_k=2, peak_budget=0.01)
+    info = model.info
+    assert info["inner_mse_calibrated"] <= info["inner_mse"] * 1.01 + 1e-12
+    off = fit_ensemble(sim, bases=("average", "mean"), inner_k=2, peak_budget=None)
+    assert off.calibration is None and off.weights.equals(model.weights)
+
+
+def test_cross_validate_with_the_ensemble(sample):
+    ds = sample.avocado.region("chr11:2,100,000-2,300,000")
+    cv = ax.cross_validate(
+        ds, k=3, method="ensemble", inner_k=2, bases=BASES, factorization=TINY, seed=1
+    )
+    assert cv.attrs["method"] == "ensemble"
+    scores = cv.score.sel(metric=["mse", "gwcorr"]).values
+    assert np.isfinite(scores).all()
+
+
+def test_solver_constraints():
+    rng = np.random.default_rng(0)
+    x = np.column_stack([np.ones(500), rng.normal(size=(500, 2))])
+    y = 0.3 + 2.0 * x[:, 1] - 1.0 * x[:, 2] + 0.01 * rng.normal(size=500)
+    w = nnls(x.T @ x, x.T @ y)
+    assert w[2] == pytest.approx(0.0, abs=1e-9) and w[1] > 1.5  # clipped at zero
+    y = -0.7 + 2.0 * x[:, 1] + 1.0 * x[:, 2]  # feasible: recovered, negative intercept too
+    np.testing.assert_allclose(nnls(x.T @ x, x.T @ y), [-0.7, 2.0, 1.0], atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "options, match",
+    [
+        ({"bases": ("ensemble",)}, "bases"),
+        ({"bases": ("average", "average")}, "bases"),
+        ({"bases": ("chromimpute",)}, "bases"),
+        ({"inner_k": 1}, "inner_k"),
+        ({"scope": "track"}, "scope"),
+        ({"shrinkage": -1.0}, "shrinkage"),
+        ({"peak_budget": 1.5}, "peak_budget"),
+    ],
+)
+def test_bad_settings(sim, options, match):
+    with pytest.raises(ConfigError, match=match):
+        fit_ensemble(sim, **options)
+
+
+def test_registry_reaches_the_command_line():
+    from avocado_xr.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["evaluate", "sample", "--methods", "ensembel"])
+    assert "ensemble" in crossval.METHODS
