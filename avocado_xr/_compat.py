@@ -90,6 +90,9 @@ _MALLOPT_ENV = {
     _M_TRIM_THRESHOLD: "MALLOC_TRIM_THRESHOLD_",
 }
 _GLIBC_DEFAULTS = {_M_MMAP_THRESHOLD: 128 * 2**10, _M_TRIM_THRESHOLD: 128 * 2**10}
+#: trainers inside :func:`reuse_freed_memory` (a Dask worker may run several at once)
+_MALLOPT_USERS = [0]
+_MALLOPT_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager
@@ -110,15 +113,22 @@ def reuse_freed_memory():
     if libc is None:
         yield
         return
-    for param, value in _TRAINING_MALLOPT.items():
-        libc.mallopt(param, value)
+    with _MALLOPT_LOCK:  # the settings are per process: the first trainer in sets them
+        _MALLOPT_USERS[0] += 1
+        if _MALLOPT_USERS[0] == 1:
+            for param, value in _TRAINING_MALLOPT.items():
+                libc.mallopt(param, value)
     try:
         yield
     finally:
-        for param in _TRAINING_MALLOPT:
-            value = os.environ.get(_MALLOPT_ENV[param], "")
-            libc.mallopt(param, int(value) if value.isdigit() else _GLIBC_DEFAULTS[param])
-        libc.malloc_trim(0)
+        with _MALLOPT_LOCK:  # and the last one out restores them
+            _MALLOPT_USERS[0] -= 1
+            if _MALLOPT_USERS[0] == 0:
+                for param in _TRAINING_MALLOPT:
+                    value = os.environ.get(_MALLOPT_ENV[param], "")
+                    default = _GLIBC_DEFAULTS[param]
+                    libc.mallopt(param, int(value) if value.isdigit() else default)
+                libc.malloc_trim(0)
 
 
 def _glibc():
