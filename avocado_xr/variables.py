@@ -1,4 +1,5 @@
-"""Names of dimensions and variables, and validation of the compendium contract.
+"""Validation of the compendium contract, with the names of its dimensions and variables
+(defined in the leaf module :mod:`avocado_xr.names`, re-exported here).
 
 The compendium is an :class:`xarray.Dataset` with ``signal`` (celltype, assay, position),
 ``observed`` (celltype, assay) and the coordinates ``celltype``, ``assay``, ``chrom`` and
