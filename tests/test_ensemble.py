@@ -10,7 +10,14 @@ import avocado_xr as ax
 from avocado_xr.evaluation import crossval
 from avocado_xr.evaluation.crossval import METHODS, Method, method_options
 from avocado_xr.evaluation.ensemble import EnsembleModel, fit_ensemble
-from avocado_xr.evaluation.stacking import nnls, out_of_fold, peak_lift
+from avocado_xr.evaluation.stacking import (
+    input_names,
+    nnls,
+    out_of_fold,
+    peak_lift,
+    quantile_map,
+    reference_quantiles,
+)
 from avocado_xr.exceptions import ConfigError
 
 TINY = {"epochs": 1, "n_layers": 1, "n_nodes": 16, "batch_size": 500, "device": "cpu"}
@@ -89,17 +96,21 @@ def test_a_training_tracks_imputation_never_depends_on_its_own_values(sim):
     folds = ax.make_folds(sim, k=2, seed=0)
     track = _names(sim, folds, 0)[0]
     options = {"avocado": TINY, "average": {}}
+    rows = np.arange(0, sim.sizes["position"], 3)
+    names = input_names(BASES, (), quantiles=True)  # avocado, avocado~qn, average
 
     def collect(ds):
-        return {t: p for t, _, p in out_of_fold(ds, folds, BASES, seed=0, options=options)}
+        inner = out_of_fold(ds, folds, BASES, seed=0, options=options, quantile_rows=rows)
+        return {t: p for t, _, p in inner}
 
     before, after = collect(sim), collect(_perturb(sim, track))
-    for base in range(len(BASES)):
-        np.testing.assert_array_equal(before[track][base], after[track][base])
+    assert len(before[track]) == len(names) == 3
+    for i in range(len(names)):
+        np.testing.assert_array_equal(before[track][i], after[track][i])
     other_fold = [t for t in _names(sim, folds, 1) if t[1] == track[1] and t != track]
     for t in other_fold:
-        for base in range(len(BASES)):
-            assert not np.array_equal(before[t][base], after[t][base]), (t, BASES[base])
+        for i, name in enumerate(names):
+            assert not np.array_equal(before[t][i], after[t][i]), (t, name)
 
 
 def test_inner_folds_never_use_an_outer_held_out_track(sim, monkeypatch):
@@ -132,19 +143,24 @@ def test_impute_is_lazy_and_applies_the_combiner(sample, tmp_path):
     ds = ax.open_compendium(tmp_path / "s.zarr")
     train = ax.mask(ds, [("E065", "H3K4me3")])
     model = fit_ensemble(train, bases=BASES, inner_k=2, factorization=TINY)
-    assert isinstance(model, EnsembleModel) and model.inputs == list(BASES)
+    assert isinstance(model, EnsembleModel)
+    assert model.inputs == ["avocado", "avocado~qn", "average"]
+    assert list(model.models) == list(BASES)
     assert model.calibration is not None
     with raise_if_dask_computes():
         out = model.impute(train, celltypes=["E065"], assays=["H3K4me3", "H3K27me3"], merge=False)
     assert hasattr(out.imputed.data, "chunks") and out.attrs["method"] == "ensemble"
     sel = {"celltype": "E065", "assay": "H3K4me3"}
     w = model.weights.sel(sel)
-    parts = [
-        m.impute(train, celltypes=["E065"], assays=["H3K4me3"], merge=False).imputed.sel(sel)
-        for m in model.models.values()
-    ]
+    parts = {
+        name: m.impute(train, celltypes=["E065"], assays=["H3K4me3"], merge=False).imputed.sel(sel)
+        for name, m in model.models.items()
+    }
+    tables = model.quantiles.sel(sel)
+    source = tables.source.sel(input="avocado").values
+    parts["avocado~qn"] = quantile_map(parts["avocado"], source, tables.reference.values)
     combined = float(w.intercept) + sum(
-        float(w.coef.sel(input=name)) * p for name, p in zip(model.inputs, parts, strict=True)
+        float(w.coef.sel(input=name)) * parts[name] for name in model.inputs
     )
     plain = model.uncalibrated().impute(train, celltypes="E065", assays="H3K4me3", merge=False)
     np.testing.assert_allclose(plain.imputed.sel(sel), combined, rtol=1e-5, atol=1e-5)
@@ -157,8 +173,8 @@ def test_snapshots_are_the_same_training_run(sim):
     """``avocado@1`` is the model a one-epoch fit gives, ``avocado`` the two-epoch one."""
     options = {**TINY, "epochs": 2}
     model = fit_ensemble(sim, bases=BASES, inner_k=2, snapshots=[1, 2, 5], factorization=options)
-    assert model.inputs == ["avocado@1", "avocado", "average"]
-    assert model.weights.sizes["input"] == 3
+    assert model.inputs == ["avocado@1", "avocado", "avocado@1~qn", "avocado~qn", "average"]
+    assert model.weights.sizes["input"] == 5
     for epochs, name in ((1, "avocado@1"), (2, "avocado")):
         alone = ax.fit(sim, seed=0, **{**options, "epochs": epochs})
         np.testing.assert_array_equal(
@@ -179,6 +195,27 @@ def test_peak_calibration_keeps_order_and_budget(sim):
     assert info["inner_mse_calibrated"] <= info["inner_mse"] * 1.01 + 1e-12
     off = fit_ensemble(sim, bases=("average", "mean"), inner_k=2, peak_budget=None)
     assert off.calibration is None and off.weights.equals(model.weights)
+
+
+def test_quantile_inputs_keep_ranks_and_never_read_their_track(sim):
+    """A track's reference distribution comes from the same assay in the other cell types
+    only; the map keeps ranks and lands inside the reference's range."""
+    rows = np.arange(sim.sizes["position"])
+    ref = reference_quantiles(sim, rows)
+    same = reference_quantiles(_perturb(sim, ("C1", "A2")), rows)
+    np.testing.assert_array_equal(ref[1, 2], same[1, 2])  # its own values: no effect
+    assert not np.array_equal(ref[0, 2], same[0, 2])  # another cell type's reference: changed
+    np.testing.assert_array_equal(ref[:, :2], same[:, :2])  # other assays: unchanged
+    values = np.random.default_rng(0).normal(size=2_000) * 5.0
+    mapped = quantile_map(values, np.quantile(values, np.linspace(0, 1, 101)), ref[1, 2, ::10])
+    order = np.argsort(values)
+    assert (np.diff(mapped[order]) >= 0).all()
+    assert ref[1, 2].min() <= mapped.min() and mapped.max() <= ref[1, 2].max()
+    unobserved = sim.copy(deep=True)
+    unobserved["observed"].loc[{"assay": "A0"}] = False
+    unobserved["observed"].loc[{"celltype": "C0", "assay": "A0"}] = True
+    assert np.isnan(reference_quantiles(unobserved, rows)[0, 0]).all()  # no other cell type
+    np.testing.assert_array_equal(quantile_map(values, ref[1, 2], np.full(1001, np.nan)), values)
 
 
 def test_cross_validate_with_the_ensemble(sample):
@@ -224,3 +261,33 @@ def test_registry_reaches_the_command_line():
     with pytest.raises(SystemExit):
         main(["evaluate", "sample", "--methods", "ensembel"])
     assert "ensemble" in crossval.METHODS
+
+
+def test_save_and_load_imputes_the_same(sim, tmp_path):
+    """A saved ensemble (Avocado snapshots, their quantile copies, the average) loads into one
+    that imputes the same; a tampered array file or a base directory outside is refused."""
+    from avocado_xr.exceptions import ModelFileError
+
+    train = ax.mask(sim, [("C1", "A2")])
+    model = fit_ensemble(
+        train, bases=BASES, inner_k=2, factorization={**TINY, "epochs": 2}, snapshots=[1]
+    )
+    model.save(tmp_path / "ens")
+    with pytest.raises(ModelFileError, match="overwrite"):
+        model.save(tmp_path / "ens")
+    back = EnsembleModel.load(tmp_path / "ens")
+    assert back.inputs == model.inputs and back.calibration == model.calibration
+    assert back.weights.equals(model.weights) and back.quantiles.equals(model.quantiles)
+    assert back.inner_folds.equals(model.inner_folds)
+    before = model.impute(train, merge=False).imputed.values
+    np.testing.assert_allclose(back.impute(train, merge=False).imputed.values, before, atol=1e-6)
+    meta = (tmp_path / "ens" / "ensemble.json").read_text()
+    (tmp_path / "ens" / "ensemble.json").write_text(meta.replace('"models/0"', '"../../x"'))
+    with pytest.raises(ModelFileError, match="outside"):
+        EnsembleModel.load(tmp_path / "ens")
+    arrays = tmp_path / "ens" / "arrays.npz"
+    arrays.write_bytes(arrays.read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(ModelFileError, match="SHA-256"):
+        EnsembleModel.load(tmp_path / "ens")
+    with pytest.raises(ModelFileError, match="not a saved ensemble"):
+        EnsembleModel.load(tmp_path)

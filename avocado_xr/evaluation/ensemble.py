@@ -28,11 +28,19 @@ training tracks):
    fitted with that fold also hidden and imputes the fold's tracks. Methods of kind
    ``"baseline"`` learn nothing: their imputation of a track is computed from the *other*
    tracks, so it is taken from the whole training compendium.
-3. **Combiner.** Non-negative least squares of the observed signal on the out-of-fold
+3. **Quantile-normalized copies** (``quantile_normalize``). Each factorization input also
+   enters mapped, track by track, onto the quantiles of the same assay's observed tracks in
+   the other cell types (quantile normalization; Bolstad et al., *Bioinformatics* 19, 2003,
+   :func:`~.stacking.quantile_map`). Avocado extrapolates to a held-out (cell type, assay)
+   pair, and on a few pairs it overshoots the level of the whole track several-fold; the map
+   keeps the ranks but bounds the level and spread to what the assay shows elsewhere, so the
+   combiner can lean on a model's ranking without inheriting such an overshoot. The quantiles
+   are taken at a fixed random subset of 100,000 positions.
+4. **Combiner.** Non-negative least squares of the observed signal on the out-of-fold
    imputations (:func:`~.stacking.group_weights`), accumulated track by track as normal
    equations (memory: one track). By default each cell type gets its own weights, fitted to
    its tracks' rows plus all rows down-weighted to the same total (``scope="celltype"``).
-4. **Peak calibration** (``peak_budget``). A least-squares combination regresses towards the
+5. **Peak calibration** (``peak_budget``). A least-squares combination regresses towards the
    mean, so few positions reach the peak threshold (arcsinh(2), -log10 p >= 2) at which peaks
    are called: without it the ensemble calls far fewer peaks than the observed tracks have.
    Values in ``[kappa, threshold)`` are lifted onto the threshold by a strictly increasing
@@ -40,9 +48,10 @@ training tracks):
    the lowest level (steps of 0.01) at which this raises the squared error of the inner
    out-of-fold tracks by at most ``peak_budget``; it is learned, like the weights, from
    training tracks only. :meth:`EnsembleModel.uncalibrated` returns the model without it.
-5. **Refit.** Every base method is refitted on the whole training compendium; the returned
+6. **Refit.** Every base method is refitted on the whole training compendium; the returned
    :class:`EnsembleModel` imputes by applying the combiner (and the calibration) to their
-   imputations, lazily.
+   imputations, lazily (the quantiles of each refitted model's imputation of every track are
+   computed once, at the subset's positions).
 
 Leakage rules
 -------------
@@ -55,7 +64,8 @@ Leakage rules
 - **A training track's base imputation never depends on its own values.** The imputation of
   a training track that enters the combiner comes from a base model fitted with that track
   hidden (its inner fold), or from a baseline that never reads the track it imputes, so the
-  weights measure out-of-sample accuracy, not memorisation.
+  weights measure out-of-sample accuracy, not memorisation. Its quantile map's reference
+  comes from the other cell types' observed tracks only (the average baseline's rule).
 - **Folds depend only on which tracks are observed** (and the seed), never on their values.
 
 ``tests/test_ensemble.py`` checks all three.
@@ -71,7 +81,7 @@ Examples
 >>> small = {"epochs": 2, "n_layers": 1, "n_nodes": 16, "batch_size": 500, "device": "cpu"}
 >>> model = fit_ensemble(ds, inner_k=2, snapshots=[1], factorization=small)
 >>> model.inputs
-['avocado@1', 'avocado', 'average']
+['avocado@1', 'avocado', 'avocado@1~qn', 'avocado~qn', 'average']
 >>> model.weights.coef.dims
 ('celltype', 'assay', 'input')
 >>> model.impute(ds, celltypes="C0", merge=False).imputed.sizes["assay"]
@@ -102,13 +112,16 @@ from ..variables import (
 from .crossval import METHODS, Method, make_folds
 from .stacking import (
     DIM_INPUT,
-    SCOPES,
+    QUANTILE_SUFFIX,
+    check_settings,
     choose_kappa,
     fit_base,
     group_weights,
     input_names,
+    map_tracks,
     out_of_fold,
     peak_lift,
+    quantile_tables,
 )
 from .track import PEAK_THRESHOLD
 
@@ -117,16 +130,16 @@ __all__ = ["DEFAULT_BASES", "METHOD", "EnsembleModel", "fit_ensemble"]
 #: the base methods of :func:`fit_ensemble` unless ``bases`` says otherwise
 DEFAULT_BASES = ("avocado", "average")
 _DIMS = (DIM_CELLTYPE, DIM_ASSAY, DIM_POSITION)
-#: positions per inner out-of-fold track (a random subset) kept to choose the calibration
-_CALIBRATION_POSITIONS = 100_000
+#: positions per track (a random subset) kept to choose the calibration and to take quantiles
+_SAMPLE_POSITIONS = 100_000
 
 
 class EnsembleModel:
     """A fitted stacked ensemble: refitted base models and a linear combiner per track.
 
     Built by :func:`fit_ensemble`. :meth:`impute` computes ``intercept[c, a] + sum over
-    inputs of coef[c, a, input] * input`` from the base models' lazy imputations, then the
-    peak calibration (if any).
+    inputs of coef[c, a, input] * input`` from the base models' lazy imputations (and their
+    quantile-normalized copies), then the peak calibration (if any).
 
     Attributes
     ----------
@@ -136,6 +149,10 @@ class EnsembleModel:
     weights : xarray.Dataset
         ``coef`` (celltype, assay, input), ``intercept`` (celltype, assay) and ``tracks``
         (celltype, assay): the number of inner out-of-fold tracks of the track's group.
+    quantiles : xarray.Dataset or None
+        The quantile maps of the ``"...~qn"`` inputs: ``source`` (celltype, assay, input,
+        quantile), the quantiles of each model's imputation of each track, and ``reference``
+        (celltype, assay, quantile), those of the same assay in the other cell types.
     calibration : dict or None
         ``{"kappa": ..., "threshold": ...}`` of the peak calibration.
     inner_folds : xarray.DataArray
@@ -151,19 +168,21 @@ class EnsembleModel:
         weights: xr.Dataset,
         *,
         calibration: dict | None = None,
+        quantiles: xr.Dataset | None = None,
         inner_folds: xr.DataArray | None = None,
         info: dict | None = None,
     ):
         self.models = dict(models)
         self.weights = weights
+        self.quantiles = quantiles
         self.calibration = None if calibration is None else dict(calibration)
         self.inner_folds = inner_folds
         self.info = dict(info or {})
 
     @property
     def inputs(self) -> list[str]:
-        """Names of the base imputations the combiner takes, in its order."""
-        return list(self.models)
+        """Names of the imputations the combiner takes, in its order."""
+        return [str(name) for name in self.weights.get_index(DIM_INPUT)]
 
     def __repr__(self) -> str:
         peaks = "off" if self.calibration is None else f"kappa {self.calibration['kappa']:.2f}"
@@ -171,6 +190,37 @@ class EnsembleModel:
             f"<EnsembleModel of {', '.join(self.inputs)}; {self.weights.attrs['scope']} "
             f"weights; peak calibration {peaks}>"
         )
+
+    def save(self, path, *, overwrite: bool = False) -> None:
+        """Write the ensemble into the directory ``path``: its base models, combiner,
+        quantile tables and calibration (see :mod:`.ensemble_io`).
+
+        Examples
+        --------
+        >>> import tempfile, avocado_xr as ax
+        >>> ds = ax.datasets.roadmap_pilot_sample()
+        >>> model = fit_ensemble(ds, bases=("average", "mean"), inner_k=3)
+        >>> directory = tempfile.mkdtemp()
+        >>> model.save(directory)
+        >>> EnsembleModel.load(directory).weights.equals(model.weights)
+        True
+        """
+        from .ensemble_io import write_ensemble
+
+        write_ensemble(self, path, overwrite=overwrite)
+
+    @classmethod
+    def load(cls, path, *, device: str = "cpu") -> EnsembleModel:
+        """Load an ensemble written by :meth:`save`; nothing from the files is executed.
+
+        Raises
+        ------
+        ModelFileError
+            A file is missing, malformed or does not match its recorded SHA-256.
+        """
+        from .ensemble_io import read_ensemble
+
+        return cls(**read_ensemble(path, device=device))
 
     def uncalibrated(self) -> EnsembleModel:
         """The same ensemble without the peak calibration (a shallow copy)."""
@@ -227,20 +277,27 @@ class EnsembleModel:
                     f"The ensemble has no weights for {dim}(s) {missing}; it was fitted on "
                     f"{list(self.weights.get_index(dim))}. Fit it on a compendium with them."
                 )
-        parts = []
-        for model in self.models.values():
+        parts = {}
+        for name, model in self.models.items():
             part = model.impute(
                 ds, celltypes=celltypes, assays=assays, merge=False, position_chunk=position_chunk
             )[IMPUTED]
-            parts.append(part.transpose(*_DIMS).astype(np.float32))
-        chunks = next((p.chunks for p in parts if p.chunks is not None), None)
+            parts[name] = part.transpose(*_DIMS).astype(np.float32)
+        chunks = next((p.chunks for p in parts.values() if p.chunks is not None), None)
         if chunks is not None:  # one block structure for the sum
-            parts = [p.chunk(dict(zip(_DIMS, chunks, strict=True))) for p in parts]
-        weights = self.weights.sel({DIM_CELLTYPE: celltypes, DIM_ASSAY: assays})
+            parts = {n: p.chunk(dict(zip(_DIMS, chunks, strict=True))) for n, p in parts.items()}
+        tracks = {DIM_CELLTYPE: celltypes, DIM_ASSAY: assays}
+        for name in self.inputs:
+            if name.endswith(QUANTILE_SUFFIX):
+                raw = name.removesuffix(QUANTILE_SUFFIX)
+                tables = self.quantiles.sel(tracks)
+                source = tables["source"].sel({DIM_INPUT: raw}, drop=True)
+                parts[name] = map_tracks(parts[raw], source, tables["reference"])
+        weights = self.weights.sel(tracks)
         weights = weights[["coef", "intercept"]].astype(np.float32)
         out = weights["intercept"]
-        for name, part in zip(self.inputs, parts, strict=True):
-            out = out + weights["coef"].sel({DIM_INPUT: name}, drop=True) * part
+        for name in self.inputs:
+            out = out + weights["coef"].sel({DIM_INPUT: name}, drop=True) * parts[name]
         if self.calibration is not None:
             out = peak_lift(out, self.calibration["kappa"], self.calibration["threshold"])
         out = out.transpose(*_DIMS).astype(np.float32)
@@ -259,20 +316,6 @@ def _provenance() -> dict:
     return {"source": f"avocado_xr-{__version__}"}
 
 
-def _check(bases, scope, shrinkage, inner_k, peak_budget) -> None:
-    usable = [m for m in METHODS if METHODS[m].kind != "ensemble"]
-    if not bases or len(set(bases)) != len(bases) or any(b not in usable for b in bases):
-        raise ConfigError(f"bases must be distinct names from {usable}; got {list(bases)}.")
-    if scope not in SCOPES:
-        raise ConfigError(f"scope must be one of {SCOPES}, got {scope!r}.")
-    if shrinkage < 0:
-        raise ConfigError(f"shrinkage must be >= 0, got {shrinkage}.")
-    if isinstance(inner_k, bool) or not isinstance(inner_k, int) or inner_k < 2:
-        raise ConfigError(f"inner_k must be an integer >= 2, got {inner_k!r}.")
-    if peak_budget is not None and not 0 <= peak_budget < 1:
-        raise ConfigError(f"peak_budget must be in [0, 1) or None, got {peak_budget!r}.")
-
-
 def fit_ensemble(
     train: xr.Dataset,
     *,
@@ -283,8 +326,9 @@ def fit_ensemble(
     inner_epochs: int | None = None,
     scope: str = "celltype",
     shrinkage: float = 1.0,
-    peak_budget: float | None = 0.02,
+    peak_budget: float | None = 0.01,
     peak_threshold: float = PEAK_THRESHOLD,
+    quantile_normalize: bool = True,
     factorization: dict | None = None,
     autoencoder: dict | None = None,
     verbose: bool = False,
@@ -325,10 +369,13 @@ def fit_ensemble(
         Default is 1.0.
     peak_budget : float or None
         Largest relative increase of the inner out-of-fold squared error that the peak
-        calibration may cost; None (or 0) turns it off. Default is 0.02.
+        calibration may cost; None (or 0) turns it off. Default is 0.01.
     peak_threshold : float
         The peak threshold of the calibration. Default is arcsinh(2) (p = 0.01), that of
         :func:`~avocado_xr.evaluation.metrics.peak_recall`.
+    quantile_normalize : bool
+        Also give the combiner a quantile-normalized copy of each factorization input
+        (``"avocado~qn"``; see the module documentation). Default is True.
     factorization, autoencoder : dict, optional
         Options of the base methods of those kinds (e.g. :func:`avocado_xr.fit`'s
         ``{"epochs": 40, "n_layers": 1, ...}``), as :func:`~.crossval.method_options` builds
@@ -356,11 +403,11 @@ def fit_ensemble(
     >>> model.weights.coef.sel(celltype="E003", input="average").round(2).values.tolist()
     [0.85, 0.64, 0.79, 0.72, 0.68]
     >>> round(model.calibration["kappa"], 2)  # lifted onto the peak threshold from here
-    0.91
+    0.99
     """
     validate(train)
     bases = list(bases)
-    _check(bases, scope, shrinkage, inner_k, peak_budget)
+    check_settings(bases, scope, shrinkage, inner_k, peak_budget)
     by_kind = {"factorization": factorization, "autoencoder": autoencoder, "baseline": None}
     options = {name: dict(by_kind[METHODS[name].kind] or {}) for name in bases}
     epochs = int((factorization or {}).get("epochs", 10))
@@ -386,17 +433,25 @@ def fit_ensemble(
         )
     celltypes = [str(c) for c in train.get_index(DIM_CELLTYPE)]
     assays = [str(a) for a in train.get_index(DIM_ASSAY)]
-    names = input_names(bases, snapshots)
+    names = input_names(bases, snapshots, quantile_normalize)
     rng = np.random.default_rng(seed)
+    n_positions = train.sizes[DIM_POSITION]
+    rows = np.sort(rng.choice(n_positions, min(n_positions, _SAMPLE_POSITIONS), False))
     grams: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
     kept: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
     inner = out_of_fold(
-        train, folds, bases, seed=seed, options=inner_options, snapshots=snapshots, verbose=verbose
+        train,
+        folds,
+        bases,
+        seed=seed,
+        options=inner_options,
+        snapshots=snapshots,
+        quantile_rows=rows if quantile_normalize else None,
+        verbose=verbose,
     )
     for track, target, predictions in inner:
         x = np.column_stack([np.ones_like(target), *predictions])
         grams[track] = (x.T @ x, x.T @ target)
-        rows = np.sort(rng.choice(len(target), min(len(target), _CALIBRATION_POSITIONS), False))
         kept[track] = (x[rows], target[rows])
     seconds = {"inner": time.perf_counter() - tic}
     weights = group_weights(grams, celltypes, assays, names, scope=scope, shrinkage=shrinkage)
@@ -422,7 +477,10 @@ def fit_ensemble(
     models: dict = {}
     for name in bases:
         models.update(fit_base(name, train, seed, options[name], snapshots))
-    models = {name: models[name] for name in names}
+    models = {name: models[name] for name in names if name in models}
+    quantiles = None
+    if quantile_normalize:
+        quantiles = quantile_tables(models, train, rows, names)
     seconds["refit"] = time.perf_counter() - tic
     observed = np.asarray(train[OBSERVED].values)
     info = {
@@ -433,6 +491,7 @@ def fit_ensemble(
         "scope": scope,
         "shrinkage": shrinkage,
         "peak_budget": peak_budget,
+        "quantile_normalize": quantile_normalize,
         "seed": seed,
         "train_tracks": [f"{celltypes[c]}/{assays[a]}" for c, a in np.argwhere(observed)],
         "inner_tracks": [f"{c}/{a}" for c, a in grams],
@@ -440,7 +499,14 @@ def fit_ensemble(
         "inner_mse_calibrated": float(np.mean((lifted - target) ** 2)),
         "seconds": seconds,
     }
-    return EnsembleModel(models, weights, calibration=calibration, inner_folds=folds, info=info)
+    return EnsembleModel(
+        models,
+        weights,
+        calibration=calibration,
+        quantiles=quantiles,
+        inner_folds=folds,
+        info=info,
+    )
 
 
 #: the registry entry (registered as ``"ensemble"`` by :mod:`avocado_xr.evaluation`)

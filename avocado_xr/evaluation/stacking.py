@@ -11,6 +11,9 @@
 - :func:`peak_lift` and :func:`choose_kappa`: the peak calibration, a strictly increasing map
   that lifts imputed values from ``kappa`` up to the peak threshold onto it, and the lowest
   ``kappa`` that a squared-error budget allows.
+- :func:`reference_quantiles`, :func:`quantile_map` and :func:`map_tracks`: quantile
+  normalization of an imputed track onto the quantiles of the same assay's observed tracks
+  in the other cell types.
 """
 
 from __future__ import annotations
@@ -22,20 +25,29 @@ import numpy as np
 import xarray as xr
 
 from ..compendium import mask
-from ..variables import DIM_ASSAY, DIM_CELLTYPE, IMPUTED, SIGNAL
+from ..exceptions import ConfigError
+from ..variables import DIM_ASSAY, DIM_CELLTYPE, DIM_POSITION, IMPUTED, OBSERVED, SIGNAL
 from .crossval import METHODS
 
 __all__ = [
     "DIM_INPUT",
+    "DIM_QUANTILE",
     "LIFT_WIDTH",
+    "QUANTILES",
+    "QUANTILE_SUFFIX",
     "SCOPES",
+    "check_settings",
     "choose_kappa",
     "fit_base",
     "group_weights",
     "input_names",
+    "map_tracks",
     "nnls",
     "out_of_fold",
     "peak_lift",
+    "quantile_map",
+    "quantile_tables",
+    "reference_quantiles",
 ]
 
 #: the dimension of the combiner's inputs (one per base imputation)
@@ -44,6 +56,11 @@ DIM_INPUT = "input"
 SCOPES = ("celltype", "assay", "global")
 #: width of the band just above the peak threshold that lifted values are mapped onto
 LIFT_WIDTH = 0.01
+#: the dimension of the quantile tables, and its levels
+DIM_QUANTILE = "quantile"
+QUANTILES = np.linspace(0.0, 1.0, 1001)
+#: the name of an input's quantile-normalized copy is the input's name plus this
+QUANTILE_SUFFIX = "~qn"
 
 
 def nnls(gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
@@ -211,6 +228,130 @@ def choose_kappa(
     return best
 
 
+def reference_quantiles(ds: xr.Dataset, rows: np.ndarray) -> np.ndarray:
+    """The reference distribution of every (celltype, assay) of ``ds``: the mean, over the
+    other cell types that observe the assay, of the :data:`QUANTILES` of their observed signal
+    at positions ``rows``; NaN where no other cell type observes it.
+
+    Only observed tracks of *other* cell types enter, so a track's reference never reads the
+    track itself (the average baseline's rule).
+
+    Returns
+    -------
+    numpy.ndarray
+        (celltype, assay, quantile), float64.
+
+    Examples
+    --------
+    >>> import avocado_xr as ax
+    >>> ds = ax.testing.simulate_compendium(n_celltypes=3, n_assays=2, n_positions=500, seed=0)
+    >>> ref = reference_quantiles(ds, np.arange(500))
+    >>> ref.shape, bool(np.all(np.diff(ref, axis=-1) >= 0))
+    ((3, 2, 1001), True)
+    """
+    observed = np.asarray(ds[OBSERVED].values)
+    signal = ds[SIGNAL].isel({DIM_POSITION: np.sort(rows)})
+    own = np.full(observed.shape + (len(QUANTILES),), np.nan)
+    for c, a in np.argwhere(observed):
+        values = np.asarray(signal.isel({DIM_CELLTYPE: c, DIM_ASSAY: a}).values, np.float64)
+        own[c, a] = np.quantile(values, QUANTILES)
+    out = np.full_like(own, np.nan)
+    for c, a in np.ndindex(observed.shape):
+        others = [k for k in range(observed.shape[0]) if k != c and observed[k, a]]
+        if others:
+            out[c, a] = own[others, a].mean(axis=0)
+    return out
+
+
+def quantile_map(values, source: np.ndarray, reference: np.ndarray):
+    """Map ``values`` from the distribution with quantiles ``source`` onto ``reference``
+    (piecewise linear; beyond the ends, the end values); the identity where ``reference`` is
+    not finite.
+
+    Non-decreasing, so ranks are kept (ties aside), while the level and spread become those
+    of the reference: quantile normalization (Bolstad et al., *Bioinformatics* 19, 2003).
+
+    Examples
+    --------
+    >>> quantile_map(np.array([0.0, 1.0, 2.0, 9.0]), np.array([0.0, 2.0]), np.array([0.0, 1.0]))
+    array([0. , 0.5, 1. , 1. ])
+    """
+    if not np.all(np.isfinite(reference)) or not np.all(np.isfinite(source)):
+        return values
+    return np.interp(values, source, reference).astype(np.asarray(values).dtype, copy=False)
+
+
+def map_tracks(part: xr.DataArray, source: xr.DataArray, reference: xr.DataArray):
+    """:func:`quantile_map` of each (celltype, assay) of ``part`` with its own tables, lazily
+    for a Dask-backed ``part``; the tables are (celltype, assay, quantile), aligned to it."""
+
+    def block(values, src, ref):  # values (c, a, p); src, ref (c, a, 1, q)
+        out = np.empty_like(values)
+        for i, j in np.ndindex(values.shape[:2]):
+            out[i, j] = quantile_map(values[i, j], src[i, j, 0], ref[i, j, 0])
+        return out
+
+    return xr.apply_ufunc(
+        block,
+        part,
+        source,
+        reference,
+        input_core_dims=[[], [DIM_QUANTILE], [DIM_QUANTILE]],
+        dask="parallelized",
+        output_dtypes=[part.dtype],
+    )
+
+
+def quantile_tables(models: dict, train: xr.Dataset, rows: np.ndarray, names) -> xr.Dataset | None:
+    """The quantile maps of the ``~qn`` inputs: each model's imputation of every track of
+    ``train`` at positions ``rows`` (computed here, once), and the reference quantiles; None
+    when no input has a copy."""
+    raw = [n.removesuffix(QUANTILE_SUFFIX) for n in names if n.endswith(QUANTILE_SUFFIX)]
+    if not raw:
+        return None
+    subset = train.isel({DIM_POSITION: rows})
+    source = np.stack(
+        [
+            np.quantile(
+                np.asarray(models[n].impute(subset, merge=False)[IMPUTED].values, np.float64),
+                QUANTILES,
+                axis=-1,
+            )
+            for n in raw
+        ],
+        axis=-1,
+    )  # (quantile, celltype, assay, input)
+    dims = (DIM_CELLTYPE, DIM_ASSAY)
+    return xr.Dataset(
+        {
+            "source": ((*dims, DIM_INPUT, DIM_QUANTILE), np.moveaxis(source, 0, -1)),
+            "reference": ((*dims, DIM_QUANTILE), reference_quantiles(train, rows)),
+        },
+        coords={
+            DIM_CELLTYPE: train.get_index(DIM_CELLTYPE),
+            DIM_ASSAY: train.get_index(DIM_ASSAY),
+            DIM_INPUT: np.asarray(raw, dtype=object),
+            DIM_QUANTILE: QUANTILES,
+        },
+    )
+
+
+def check_settings(bases, scope, shrinkage, inner_k, peak_budget) -> None:
+    """Raise :class:`~avocado_xr.exceptions.ConfigError` for settings of
+    :func:`~.ensemble.fit_ensemble` it cannot use."""
+    usable = [m for m in METHODS if METHODS[m].kind != "ensemble"]
+    if not bases or len(set(bases)) != len(bases) or any(b not in usable for b in bases):
+        raise ConfigError(f"bases must be distinct names from {usable}; got {list(bases)}.")
+    if scope not in SCOPES:
+        raise ConfigError(f"scope must be one of {SCOPES}, got {scope!r}.")
+    if shrinkage < 0:
+        raise ConfigError(f"shrinkage must be >= 0, got {shrinkage}.")
+    if isinstance(inner_k, bool) or not isinstance(inner_k, int) or inner_k < 2:
+        raise ConfigError(f"inner_k must be an integer >= 2, got {inner_k!r}.")
+    if peak_budget is not None and not 0 <= peak_budget < 1:
+        raise ConfigError(f"peak_budget must be in [0, 1) or None, got {peak_budget!r}.")
+
+
 def fit_base(
     name: str, train: xr.Dataset, seed: int, options: dict, snapshots: Sequence[int]
 ) -> dict:
@@ -248,18 +389,23 @@ def out_of_fold(
     seed: int,
     options: dict[str, dict],
     snapshots: Sequence[int] = (),
+    quantile_rows: np.ndarray | None = None,
     verbose: bool = False,
 ) -> Iterator[tuple[tuple[str, str], np.ndarray, list[np.ndarray]]]:
     """Yield ``((celltype, assay), observed, [imputation of each input])`` for every training
-    track of an inner fold (float64 arrays), one fold at a time.
+    track of an inner fold (float64 arrays, inputs in :func:`input_names`'s order), one fold at
+    a time.
 
     Each imputation comes from a model fitted on ``train`` with the track's inner fold also
     hidden (seed ``seed + 1000 * (fold + 1)``), or, for the methods of kind ``"baseline"``
     (nothing fitted), from ``train`` itself: they never read the track they impute.
-    ``options`` holds each base method's options by name.
+    ``options`` holds each base method's options by name. With ``quantile_rows``, each
+    factorization input also gets its quantile-normalized copy (:func:`quantile_map`; the
+    quantiles taken at those positions, the reference from the fold's training tracks).
     """
     celltypes = [str(c) for c in train.get_index(DIM_CELLTYPE)]
     assays = [str(a) for a in train.get_index(DIM_ASSAY)]
+    names = input_names(bases, snapshots, quantile_rows is not None)
     for f in range(int(folds.max()) + 1):
         held = [(celltypes[c], assays[a]) for c, a in np.argwhere(folds.values == f)]
         if not held:
@@ -273,20 +419,36 @@ def out_of_fold(
                 fold_seed = seed + 1000 * (f + 1)
                 models = fit_base(name, inner, fold_seed, options[name], snapshots)
                 source = inner
-            predictions.update(_impute_tracks(models, source, held))
+            imputed = _impute_tracks(models, source, held)
+            predictions.update(imputed)
+            if quantile_rows is not None and METHODS[name].kind == "factorization":
+                reference = reference_quantiles(inner, quantile_rows)
+                for key, tracks in imputed.items():
+                    predictions[key + QUANTILE_SUFFIX] = {
+                        (c, a): quantile_map(
+                            p,
+                            np.quantile(p[quantile_rows], QUANTILES),
+                            reference[celltypes.index(c), assays.index(a)],
+                        )
+                        for (c, a), p in tracks.items()
+                    }
             if verbose:
                 print(f"ensemble: inner fold {f + 1}, {name} fitted", flush=True)
         for c, a in held:
             target = np.asarray(
                 train[SIGNAL].sel({DIM_CELLTYPE: c, DIM_ASSAY: a}).values, dtype=np.float64
             )
-            yield (c, a), target, [p[(c, a)] for p in predictions.values()]
+            yield (c, a), target, [predictions[n][(c, a)] for n in names]
 
 
-def input_names(bases: Sequence[str], snapshots: Sequence[int]) -> list[str]:
+def input_names(bases: Sequence[str], snapshots: Sequence[int], quantiles: bool = False):
+    """The combiner's inputs: per base, its snapshots and itself, then (``quantiles``, for
+    factorization bases) their quantile-normalized copies."""
     names = []
     for name in bases:
-        if METHODS[name].kind == "factorization":
-            names += [f"{name}@{e}" for e in snapshots]
-        names.append(name)
+        own = [f"{name}@{e}" for e in snapshots] if METHODS[name].kind == "factorization" else []
+        own.append(name)
+        if quantiles and METHODS[name].kind == "factorization":
+            own += [n + QUANTILE_SUFFIX for n in own]
+        names += own
     return names

@@ -175,7 +175,7 @@ def impute(
     assays=None,
     merge: bool = True,
     position_chunk: int | None = None,
-    precision: str = "float32",
+    precision: str | None = None,
 ) -> xr.Dataset:
     """Impute every (celltype, assay) track at the positions of ``ds``, lazily.
 
@@ -202,9 +202,10 @@ def impute(
     position_chunk : int, optional
         Positions per output block. Default: the chunks of a Dask-backed ``ds.signal``,
         else 131,072.
-    precision : {"float32", "bfloat16"}
+    precision : {"float32", "bfloat16"}, optional
         Matmul precision of the network (bf16 autocast is several times faster on CPUs with
-        AVX512-BF16/AMX). Default is "float32".
+        AVX512-BF16/AMX). Default: the precision the model was trained with (float32 for
+        models without that record, e.g. imported ones).
 
     Returns
     -------
@@ -229,6 +230,8 @@ def impute(
         ds, merge = model.positions(), False
     runs = position_runs(ds, model.layout)
     chunks = position_chunks(ds, position_chunk)
+    if precision is None:
+        precision = model.training_info.get("precision", "float32")
     autocast(torch.device("cpu"), precision)  # validates precision before building anything
     head = ImputeState.from_head(model.head, precision)
     token = dask.base.tokenize(
