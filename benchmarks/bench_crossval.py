@@ -16,8 +16,9 @@ Usage::
 
     python benchmarks/bench_crossval.py                        # every method, 5 folds, 10 epochs
     python benchmarks/bench_crossval.py --methods avocado,average,ensemble --epochs 20
-    python benchmarks/bench_crossval.py --network paper --precision bfloat16 --epochs 2 \\
-        --methods avocado,average
+    python benchmarks/bench_crossval.py --network paper --precision bfloat16 --epochs 1 \\
+        --methods avocado,average                              # item 2 of issue 11 (GPU:
+                                                               # --device cuda --epochs 800)
     python benchmarks/bench_crossval.py --variant 'avocado-e40=avocado:{"epochs": 40}'
     python benchmarks/bench_crossval.py --store sample --k 3 --epochs 1 --ae-windows 2000
 
@@ -58,6 +59,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--network", choices=["demo", "paper"], default="demo")
     p.add_argument("--precision", choices=["float32", "bfloat16"], default="float32")
     p.add_argument("--batch-size", type=int, default=10_000)
+    p.add_argument("--device", default="cpu", help="'cpu' or 'cuda' (models that learn)")
     p.add_argument("--ae-windows", type=int, default=100_000)
     p.add_argument("--ae-epochs", type=int, default=1)
     p.add_argument("--inner-k", type=int, default=None, help="ensemble inner folds")
@@ -65,6 +67,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--bases", default=None, help="ensemble base methods, comma-separated")
     p.add_argument("--annotations", choices=["pilot", "none"], default="pilot")
     p.add_argument("--csv", default=None, help="also write the long score table here")
+    p.add_argument(
+        "--report",
+        nargs="+",
+        default=None,
+        metavar="CSV",
+        help="run nothing: print the tables of the methods in these --csv files together "
+        "(PATH:OLD=NEW renames a method)",
+    )
     return p.parse_args(argv)
 
 
@@ -72,12 +82,12 @@ def build_methods(args) -> dict[str, dict]:
     from avocado_xr.config import DEMO_NETWORK
     from avocado_xr.evaluation.crossval import method_options
 
-    factorization = {"epochs": args.epochs, "batch_size": args.batch_size, "device": "cpu"}
+    factorization = {"epochs": args.epochs, "batch_size": args.batch_size, "device": args.device}
     if args.network == "demo":
         factorization.update(DEMO_NETWORK)
     if args.precision != "float32":
         factorization["precision"] = args.precision
-    autoencoder = {"n_windows": args.ae_windows, "epochs": args.ae_epochs, "device": "cpu"}
+    autoencoder = {"n_windows": args.ae_windows, "epochs": args.ae_epochs, "device": args.device}
     ensemble = {}
     if args.inner_k is not None:
         ensemble["inner_k"] = args.inner_k
@@ -159,6 +169,44 @@ def starred(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     return out
 
 
+def read_tables(entries) -> dict[str, pd.DataFrame]:
+    """Per-method tables (track x metric, with the ``mean`` row) from ``--csv`` files, in
+    the order the methods, tracks and metrics first appear; ``PATH:OLD=NEW,...`` renames
+    methods, and a method met again in a later file is taken from the first."""
+    frames = []
+    for entry in entries:
+        path, _, renames = entry.partition(":")
+        frame = pd.read_csv(path)
+        pairs = [pair.split("=", 1) for pair in renames.split(",") if pair]
+        frames.append(frame.replace({"method": dict(pairs)}))
+    long = pd.concat(frames).drop_duplicates(["method", "track", "metric"])
+    tables = {}
+    for name, frame in long.groupby("method", sort=False):
+        table = frame.pivot(index="track", columns="metric", values="value")
+        tables[name] = table.loc[frame.track.unique(), frame.metric.unique()]
+    return tables
+
+
+def print_tables(tables: dict[str, pd.DataFrame]) -> None:
+    """The mean table, the MSE wins over the average baseline and the per-track tables, each
+    value starred where its method is the best of ``tables`` on that row and measure."""
+    marked = starred(tables)
+    print("\n## Mean over the tracks (best per measure starred)\n")
+    means = pd.DataFrame({name: marked[name].loc["mean"] for name in marked}).T
+    print(markdown(means))
+    if "average" in tables:
+        base = tables["average"].drop(index="mean")["mse"]
+        print("\n## Tracks on which each method beats the average baseline on MSE\n")
+        print("| method | tracks won | of |\n|---|---|---|")
+        for name, table in tables.items():
+            mse = table.drop(index="mean")["mse"]
+            print(f"| {name} | {int((mse < base).sum())} | {len(mse)} |")
+    print("\n## Per track")
+    for name, frame in marked.items():
+        print(f"\n### {name}\n")
+        print(markdown(frame))
+
+
 def markdown(frame: pd.DataFrame) -> str:
     from avocado_xr.evaluation.report import markdown_table
 
@@ -171,6 +219,9 @@ def main(argv=None) -> int:
     from avocado_xr.evaluation.report import compare_methods
 
     args = parse_args(argv)
+    if args.report:
+        print_tables(read_tables(args.report))
+        return 0
     if args.store == "pilot":
         ds = ax.datasets.roadmap_pilot(SHARED / "roadmap_pilot")
     elif args.store == "sample":
@@ -216,28 +267,13 @@ def main(argv=None) -> int:
                 kappa = model.calibration and round(model.calibration["kappa"], 3)
                 print(f"#   fold seed {seed}: kappa {kappa}, info {model.info['seconds']}")
     tables = per_track_tables(results)
-    marked = starred(tables)
-
     print("\n## Time per method (fit every fold, impute, score)\n")
     print("CPU seconds count every thread of this process (torch uses 2); unlike wall time they")
     print("do not grow while other processes hold the cores.\n")
     print("| method | wall seconds | CPU seconds |\n|---|---|---|")
     for name, cv in results.items():
         print(f"| {name} | {cv.attrs['seconds']:.0f} | {cv.attrs['cpu_seconds']:.0f} |")
-    print("\n## Mean over the tracks (best per measure starred)\n")
-    means = pd.DataFrame({name: marked[name].loc["mean"] for name in marked}).T
-    print(markdown(means))
-    if "average" in tables:
-        base = tables["average"].drop(index="mean")["mse"]
-        print("\n## Tracks on which each method beats the average baseline on MSE\n")
-        print("| method | tracks won | of |\n|---|---|---|")
-        for name, table in tables.items():
-            mse = table.drop(index="mean")["mse"]
-            print(f"| {name} | {int((mse < base).sum())} | {len(mse)} |")
-    print("\n## Per track")
-    for name, frame in marked.items():
-        print(f"\n### {name}\n")
-        print(markdown(frame))
+    print_tables(tables)
     if args.csv:
         long = []
         for name, table in tables.items():

@@ -209,3 +209,18 @@ def test_predict_restores_the_module_mode(model):
     assert model.net.training  # a user's module is left as it was found
     model.net.eval()
     np.testing.assert_array_equal(model.predict("C0", "A0"), before)  # eval-mode predictions
+
+
+def test_imputes_in_the_precision_it_was_trained_in():
+    """A bf16-trained model imputes in bf16 unless told otherwise (its saved record says so);
+    the float32 imputation differs, so the default is not float32."""
+    ds = ax.testing.simulate_compendium(n_positions=1_000, seed=0)
+    model = ax.fit(
+        ds, epochs=1, n_layers=1, n_nodes=64, batch_size=500, device="cpu", precision="bfloat16"
+    )
+    assert model.training_info["precision"] == "bfloat16"
+    default = model.impute(ds, merge=False).imputed.values
+    bf16 = model.impute(ds, merge=False, precision="bfloat16").imputed.values
+    fp32 = model.impute(ds, merge=False, precision="float32").imputed.values
+    np.testing.assert_array_equal(default, bf16)
+    assert not np.array_equal(default, fp32)
