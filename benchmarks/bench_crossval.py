@@ -240,6 +240,8 @@ def main(argv=None) -> int:
         fitted = {}
         if METHODS[method].kind == "ensemble":  # keep the fold models for the extra row
             options["method"] = _recorder(METHODS[method].fit, fitted)
+        else:  # a variant's row name is not a method name
+            options["method"] = method
         tic, cpu = time.perf_counter(), time.process_time()
         results.update(
             compare_methods(ds, {name: options}, k=args.k, seed=args.seed, annotations=annotations)
