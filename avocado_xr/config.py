@@ -73,6 +73,13 @@ class AvocadoConfig:
     genome_l2 : float
         L2 penalty on the genome factors of each minibatch (0 is the paper's model).
         Default is 0.
+    factor_l2 : float
+        L2 penalty on the cell type and assay factors of each minibatch while they train
+        (joint training; not phase 2 or transfer, which freeze or add factors), as PREDICTD
+        regularizes its cell type and assay factor matrices (Durham et al., *Nat. Commun.* 9,
+        1402, 2018) and as in regularized matrix factorization generally (Koren, Bell &
+        Volinsky, *Computer* 42, 2009): it shrinks the factors that must extrapolate to
+        (cell type, assay) pairs never observed together. 0 is the paper's model. Default is 0.
     architecture : {"deep", "linear"}
         ``"deep"``: the paper's network. ``"linear"``: a PREDICTD-style generalized dot
         product of cell type, assay and genome factors (cell type and assay factors then have
@@ -110,6 +117,7 @@ class AvocadoConfig:
     batch_size: int = 40_000
     embedding_init: float = 0.5
     genome_l2: float = 0.0
+    factor_l2: float = 0.0
     architecture: str = "deep"
     average: str = "none"
     coarse_rule: str = "segment"
@@ -137,8 +145,9 @@ class AvocadoConfig:
                 object.__setattr__(self, field.name, float(value))
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.genome_l2 < 0:
-            raise ConfigError(f"genome_l2 must be >= 0, got {self.genome_l2}")
+        for name in ("genome_l2", "factor_l2"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.lr <= 0 or self.embedding_init <= 0:
             raise ConfigError(
                 f"lr and embedding_init must be positive, got {self.lr} and {self.embedding_init}"

@@ -148,6 +148,18 @@ def test_genome_l2_shrinks_the_genome_factors(sim):
         assert norm[1] < factor * norm[0], (table, norm)
 
 
+def test_factor_l2_shrinks_the_celltype_and_assay_factors(sim):
+    plain = ax.fit(sim, epochs=2, **SMALL)
+    shrunk = ax.fit(sim, epochs=2, factor_l2=1.0, **SMALL)
+    for table in ("celltype", "assay"):
+        norm = [float(getattr(m.net, table).weight.detach().pow(2).mean()) for m in (plain, shrunk)]
+        assert norm[1] < 0.5 * norm[0], (table, norm)
+    genome = [float(m.net.genome_25bp.weight.detach().pow(2).mean()) for m in (plain, shrunk)]
+    assert genome[1] > 0.5 * genome[0], genome  # the genome factors are not its target
+    with pytest.raises(ConfigError, match="factor_l2"):
+        ax.fit(sim, epochs=1, factor_l2=-1.0, **SMALL)
+
+
 def test_gpu_training_matches_contract(sim, device):
     model = ax.fit(sim, epochs=1, n_layers=1, n_nodes=16, batch_size=500, device=device)
     assert next(model.net.parameters()).device.type == device

@@ -311,6 +311,10 @@ def _train_epoch(net, sampler, optimizers, config, device, precision, seed, epoc
             objective = loss
             if config.genome_l2:
                 objective = loss + config.genome_l2 * genome.pow(2).sum(1).mean()
+            if config.factor_l2 and dense is not None:
+                factors = net.celltype(batch.celltype).pow(2).sum(1).mean()
+                factors = factors + net.assay(batch.assay).pow(2).sum(1).mean()
+                objective = objective + config.factor_l2 * factors
             objective.backward()
             if dense is not None:
                 dense.step()
