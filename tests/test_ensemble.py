@@ -289,5 +289,5 @@ def test_save_and_load_imputes_the_same(sim, tmp_path):
     arrays.write_bytes(arrays.read_bytes()[:-10] + b"0123456789")
     with pytest.raises(ModelFileError, match="SHA-256"):
         EnsembleModel.load(tmp_path / "ens")
-    with pytest.raises(ModelFileError, match="not a saved ensemble"):
+    with pytest.raises(ModelFileError, match="not a saved avocado_xr ensemble"):
         EnsembleModel.load(tmp_path)

@@ -27,6 +27,7 @@ import xarray as xr
 from .._files import file_digest
 from ..exceptions import ModelFileError
 from ..model.avocado import AvocadoModel
+from ..model.persistence import read_model_meta
 from ..variables import DIM_ASSAY, DIM_CELLTYPE
 from .autoencoder import AutoencoderModel
 from .baselines import BaselineModel
@@ -112,18 +113,10 @@ def read_ensemble(path: str | os.PathLike, *, device: str = "cpu") -> dict:
         recorded SHA-256.
     """
     path = Path(path)
-    config = path / CONFIG_FILE
-    if not config.is_file():
-        raise ModelFileError(f"{str(path)!r} has no {CONFIG_FILE}; it is not a saved ensemble.")
-    try:
-        meta = json.loads(config.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ModelFileError(f"{config} is not valid JSON: {err}") from err
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        found = meta.get("format") if isinstance(meta, dict) else None
-        raise ModelFileError(f"{config} has format {found!r}, expected {FORMAT!r}.")
+    meta = read_model_meta(path, CONFIG_FILE, ARRAYS_FILE, FORMAT, "ensemble")
     arrays_file = path / ARRAYS_FILE
-    if not arrays_file.is_file() or file_digest(arrays_file) != meta["sha256"][ARRAYS_FILE]:
+    expected = (meta.get("sha256") or {}).get(ARRAYS_FILE)
+    if not arrays_file.is_file() or file_digest(arrays_file) != expected:
         raise ModelFileError(f"{arrays_file} is missing or does not match its SHA-256.")
     try:
         with np.load(arrays_file, allow_pickle=False) as npz:
@@ -160,7 +153,7 @@ def read_ensemble(path: str | os.PathLike, *, device: str = "cpu") -> dict:
         if "inner_folds" in arrays:
             folds = xr.DataArray(arrays["inner_folds"], dims=dims, coords=labels)
     except (KeyError, TypeError, ValueError) as err:
-        raise ModelFileError(f"{config} is incomplete or malformed: {err!r}") from err
+        raise ModelFileError(f"{path / CONFIG_FILE} is incomplete or malformed: {err!r}") from err
     return {
         "models": models,
         "weights": weights,
