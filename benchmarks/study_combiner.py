@@ -1,0 +1,263 @@
+"""How much of the ensemble's result is its combiner? Every combiner variant on one set of fits.
+
+``fit_ensemble`` spends nearly all its time fitting the base models (inner folds and refit);
+the combiner is a few least-squares solves. This study runs the issue-11 cross-validation of
+the ensemble once (``dump``: the default ensemble, Avocado 40 epochs with a snapshot at 10,
+demo network, the folds and seeds of ``bench_crossval.py``) and keeps every input the
+combiner sees: each inner out-of-fold imputation and each refitted model's imputation of the
+outer held-out tracks (float32, ~2.8 GB for the pilot). ``report`` then refits the combiner
+of every variant from those inputs with the package's own ``group_weights``,
+``choose_kappa`` and ``peak_lift``, so the default row reproduces the ensemble's CV exactly,
+and scores each on the held-out tracks.
+
+A variant chosen by the held-out scores here would be selected on the test tracks; the
+``auto`` row chooses per outer fold, by leave-one-track-out over the inner tracks only.
+
+Usage::
+
+    python benchmarks/study_combiner.py dump /tmp/combiner        # ~65 min on 2 cores
+    python benchmarks/study_combiner.py report /tmp/combiner      # ~5 min
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+from _common import SHARED, machine
+
+FACTORIZATION = {"epochs": 40, "batch_size": 10_000, "device": "cpu", "dropout": 0.5}
+SCOPES = ("celltype", "assay", "global")
+
+
+def dump(out: Path) -> None:
+    import avocado_xr as ax
+    from avocado_xr.config import DEMO_NETWORK
+    from avocado_xr.evaluation import ensemble
+
+    out.mkdir(parents=True, exist_ok=True)
+    ds = ax.datasets.roadmap_pilot(SHARED / "roadmap_pilot")
+    folds = ax.make_folds(ds, 5, seed=0)
+    celltypes, assays = [str(c) for c in ds.celltype.values], [str(a) for a in ds.assay.values]
+    inner_of_fold = ensemble.out_of_fold
+    for fold in range(5):
+        tic = time.perf_counter()
+        held = [(celltypes[c], assays[a]) for c, a in np.argwhere(folds.values == fold)]
+        train = ax.mask(ds, held)
+        kept = {}
+
+        def keeping(*args, kept=kept, **kwargs):
+            for track, target, inputs in inner_of_fold(*args, **kwargs):
+                kept[track] = np.stack(inputs).astype(np.float32)
+                yield track, target, inputs
+
+        ensemble.out_of_fold = keeping  # fit_ensemble itself, watched
+        try:
+            model = ensemble.fit_ensemble(
+                train, seed=fold, factorization={**FACTORIZATION, **DEMO_NETWORK}
+            )
+        finally:
+            ensemble.out_of_fold = inner_of_fold
+        outer = []
+        for name in model.inputs:  # each input alone: one-hot weights, no calibration
+            alone = copy.copy(model)
+            alone.calibration = None
+            alone.weights = xr.zeros_like(model.weights)
+            alone.weights["coef"].loc[{"input": name}] = 1.0
+            parts = [alone.impute(train, celltypes=c, assays=a, merge=False) for c, a in held]
+            outer.append([p.imputed.values.reshape(-1) for p in parts])
+        np.save(out / f"inner_{fold}.npy", np.stack(list(kept.values())))
+        np.save(out / f"outer_{fold}.npy", np.asarray(outer, np.float32).transpose(1, 0, 2))
+        meta = {"inner": list(kept), "held": held, "inputs": model.inputs}
+        (out / f"meta_{fold}.json").write_text(json.dumps(meta))
+        print(f"fold {fold}: {time.perf_counter() - tic:.0f} s", flush=True)
+
+
+class Study:
+    """The dumped inputs as normal equations (inner) and stacks (outer), per fold."""
+
+    def __init__(self, path: Path):
+        import avocado_xr as ax
+
+        self.ds = ax.datasets.roadmap_pilot(SHARED / "roadmap_pilot")
+        self.y = self.ds.signal.values.astype(np.float64)
+        self.celltypes = [str(c) for c in self.ds.celltype.values]
+        self.assays = [str(a) for a in self.ds.assay.values]
+        n = self.y.shape[-1]
+        self.grams, self.kept, self.outer, self.yy = {}, {}, {}, {}
+        for fold in range(5):
+            meta = json.loads((path / f"meta_{fold}.json").read_text())
+            self.names = meta["inputs"]
+            rows = np.sort(np.random.default_rng(fold).choice(n, 100_000, False))  # as fitted
+            inner = np.load(path / f"inner_{fold}.npy", mmap_mode="r")
+            for i, (c, a) in enumerate(meta["inner"]):
+                x = np.column_stack([np.ones(n), *np.asarray(inner[i], np.float64)])
+                y = self.target(c, a)
+                self.grams[fold, c, a] = (x.T @ x, x.T @ y)
+                self.kept[fold, c, a] = (x[rows], y[rows])
+                self.yy[fold, c, a] = float(y @ y)
+            outer = np.load(path / f"outer_{fold}.npy")
+            for i, (c, a) in enumerate(meta["held"]):
+                self.outer[c, a] = (fold, np.asarray(outer[i], np.float64))
+        self.average = {
+            t: self.mse(x[self.names.index("average")], *t) for t, (_, x) in self.outer.items()
+        }
+
+    def target(self, c, a):
+        return self.y[self.celltypes.index(c), self.assays.index(a)]
+
+    def mse(self, pred, c, a) -> float:
+        return float(np.mean((pred - self.target(c, a)) ** 2))
+
+    def fold_grams(self, fold, columns, relative: bool):
+        """Normal equations of the fold's inner tracks over ``columns`` (intercept first);
+        ``relative``: each divided by the average baseline's squared error on the track."""
+        j = np.r_[0, np.asarray(columns) + 1]
+        out = {}
+        for (f, c, a), (g, r) in self.grams.items():
+            if f != fold:
+                continue
+            g, r = g[np.ix_(j, j)], r[j]
+            if relative:
+                e = np.zeros(len(j))
+                e[1 + list(columns).index(self.names.index("average"))] = 1.0
+                sse = float(e @ g @ e - 2 * e @ r + self.yy[f, c, a])
+                g, r = g / sse, r / sse
+            out[c, a] = (g, r)
+        return out
+
+    def weights(self, grams, names, scope):
+        from avocado_xr.evaluation.stacking import group_weights
+
+        return group_weights(grams, self.celltypes, self.assays, names, scope=scope)
+
+    def loto(self, fold, columns, scope, relative) -> tuple[int, float]:
+        """Leave one inner track out: (tracks beating the average, mean MSE ratio)."""
+        grams = self.fold_grams(fold, columns, relative)
+        plain = self.fold_grams(fold, columns, False)
+        names = [self.names[i] for i in columns]
+        avg = np.zeros(len(columns) + 1)
+        avg[1 + names.index("average")] = 1.0
+        wins, ratios = 0, []
+        for t in grams:
+            w = self.weights({k: v for k, v in grams.items() if k != t}, names, scope)
+            w = w.sel(celltype=t[0], assay=t[1])
+            w = np.r_[float(w.intercept), w.coef.values]
+            g, r = plain[t]
+            yy = self.yy[(fold, *t)]
+            mse, base = (float(v @ g @ v - 2 * v @ r + yy) for v in (w, avg))
+            wins += mse < base
+            ratios.append(mse / base)
+        return wins, float(np.mean(ratios))
+
+    def predict(self, columns, scope="celltype", relative=False, budget=0.01, choose=None):
+        """Held-out imputations of a variant; ``choose(fold) -> (scope, relative)`` picks per
+        fold from the inner tracks only."""
+        from avocado_xr.evaluation.stacking import choose_kappa, peak_lift
+        from avocado_xr.evaluation.track import PEAK_THRESHOLD
+
+        names = [self.names[i] for i in columns]
+        j = np.r_[0, np.asarray(columns) + 1]
+        out = {}
+        for fold in range(5):
+            if choose is not None:
+                scope, relative = choose(fold)
+            w = self.weights(self.fold_grams(fold, columns, relative), names, scope)
+            combined, target = [], []
+            for (f, c, a), (x, y) in self.kept.items():
+                if f == fold:
+                    v = w.sel(celltype=c, assay=a)
+                    combined.append(x[:, j] @ np.r_[float(v.intercept), v.coef.values])
+                    target.append(y)
+            kappa = None
+            if budget:
+                kappa = choose_kappa(
+                    np.concatenate(combined), np.concatenate(target), PEAK_THRESHOLD, budget
+                )
+            for (c, a), (f, x) in self.outer.items():
+                if f == fold:
+                    v = w.sel(celltype=c, assay=a)
+                    p = float(v.intercept) + v.coef.values @ x[columns]
+                    out[c, a] = p if kappa is None else peak_lift(p, kappa, PEAK_THRESHOLD)
+        return out
+
+    def ceiling(self):
+        """Each held-out track's own least-squares blend of the inputs (reads the track)."""
+        from avocado_xr.evaluation.stacking import nnls
+
+        out = {}
+        for (c, a), (_, x) in self.outer.items():
+            design = np.column_stack([np.ones(x.shape[1]), *x])
+            out[c, a] = design @ nnls(design.T @ design, design.T @ self.target(c, a))
+        return out
+
+    def row(self, label, pred) -> str:
+        ratios = {t: self.mse(p, *t) / self.average[t] for t, p in pred.items()}
+        mse = np.mean([self.mse(p, *t) for t, p in pred.items()])
+        lost = ", ".join(
+            f"{c}/{a} {r:.3f}"
+            for (c, a), r in sorted(ratios.items(), key=lambda kv: -kv[1])
+            if r >= 1
+        )
+        wins = sum(r < 1 for r in ratios.values())
+        return f"| {label} | {mse:.4f} | {wins}/{len(ratios)} | {lost} |"
+
+
+def report(path: Path) -> None:
+    study = Study(path)
+    names = study.names
+    every = list(range(len(names)))
+    no_raw = [i for i, n in enumerate(names) if n.endswith("~qn") or n == "average"]
+    no_qn = [i for i, n in enumerate(names) if not n.endswith("~qn")]
+    print(f"# machine: {machine()}\n# inputs: {names}\n")
+    print("| combiner variant | MSE | MSE wins vs average | tracks lost (MSE / average's) |")
+    print("|---|---|---|---|")
+    rows = [
+        ("default: per cell type, peak budget 1%", {}),
+        ("no peak calibration", {"budget": None}),
+        ("peak budget 0.5%", {"budget": 0.005}),
+        ("per assay", {"scope": "assay"}),
+        ("one for all tracks", {"scope": "global"}),
+        ("relative error (each track / the average's error)", {"relative": True}),
+        ("relative error, per assay", {"relative": True, "scope": "assay"}),
+        ("quantile copies and average only", {"columns": no_raw}),
+        ("no quantile copies", {"columns": no_qn}),
+    ]
+    for label, kwargs in rows:
+        print(study.row(label, study.predict(kwargs.pop("columns", every), **kwargs)), flush=True)
+    picks = {}
+
+    def choose(fold):
+        scores = {
+            (scope, rel): study.loto(fold, every, scope, rel)
+            for scope in SCOPES
+            for rel in (False, True)
+        }
+        picks[fold] = max(scores, key=lambda k: (scores[k][0], -scores[k][1]))
+        return picks[fold]
+
+    pred = study.predict(every, choose=choose)
+    print(study.row("auto: per fold, the best inner leave-one-track-out", pred))
+    print(study.row("ceiling, not a method: each held-out track fitted to itself", study.ceiling()))
+    print(f"\nauto's picks (scope, relative) by fold: {picks}")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("step", choices=["dump", "report"])
+    p.add_argument("path", type=Path)
+    args = p.parse_args(argv)
+    warnings.filterwarnings("ignore", "(?s).*can never be held out")
+    (dump if args.step == "dump" else report)(args.path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
