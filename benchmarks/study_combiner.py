@@ -95,7 +95,7 @@ class Study:
         for fold in range(5):
             meta = json.loads((path / f"meta_{fold}.json").read_text())
             self.names = meta["inputs"]
-            rows = np.sort(np.random.default_rng(fold).choice(n, 100_000, False))  # as fitted
+            rows = np.sort(np.random.default_rng(fold).choice(n, min(n, 100_000), False))  # as fit
             inner = np.load(path / f"inner_{fold}.npy", mmap_mode="r")
             for i, (c, a) in enumerate(meta["inner"]):
                 x = np.column_stack([np.ones(n), *np.asarray(inner[i], np.float64)])
