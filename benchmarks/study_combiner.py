@@ -80,6 +80,11 @@ def dump(out: Path) -> None:
         print(f"fold {fold}: {time.perf_counter() - tic:.0f} s", flush=True)
 
 
+def _sse(w, gram, rhs, yy) -> float:
+    """Squared error of the combination ``w`` from the normal equations and ``y'y``."""
+    return float(w @ gram @ w - 2 * w @ rhs + yy)
+
+
 class Study:
     """The dumped inputs as normal equations (inner) and stacks (outer), per fold."""
 
@@ -126,12 +131,16 @@ class Study:
                 continue
             g, r = g[np.ix_(j, j)], r[j]
             if relative:
-                e = np.zeros(len(j))
-                e[1 + list(columns).index(self.names.index("average"))] = 1.0
-                sse = float(e @ g @ e - 2 * e @ r + self.yy[f, c, a])
+                sse = _sse(self.average_only(columns), g, r, self.yy[f, c, a])
                 g, r = g / sse, r / sse
             out[c, a] = (g, r)
         return out
+
+    def average_only(self, columns) -> np.ndarray:
+        """Combiner weights (intercept first) that take the average baseline alone."""
+        w = np.zeros(len(columns) + 1)
+        w[1 + list(columns).index(self.names.index("average"))] = 1.0
+        return w
 
     def weights(self, grams, names, scope):
         from avocado_xr.evaluation.stacking import group_weights
@@ -143,16 +152,13 @@ class Study:
         grams = self.fold_grams(fold, columns, relative)
         plain = self.fold_grams(fold, columns, False)
         names = [self.names[i] for i in columns]
-        avg = np.zeros(len(columns) + 1)
-        avg[1 + names.index("average")] = 1.0
+        avg = self.average_only(columns)
         wins, ratios = 0, []
         for t in grams:
             w = self.weights({k: v for k, v in grams.items() if k != t}, names, scope)
             w = w.sel(celltype=t[0], assay=t[1])
             w = np.r_[float(w.intercept), w.coef.values]
-            g, r = plain[t]
-            yy = self.yy[(fold, *t)]
-            mse, base = (float(v @ g @ v - 2 * v @ r + yy) for v in (w, avg))
+            mse, base = (_sse(v, *plain[t], self.yy[(fold, *t)]) for v in (w, avg))
             wins += mse < base
             ratios.append(mse / base)
         return wins, float(np.mean(ratios))
