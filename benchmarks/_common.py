@@ -14,6 +14,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("AVOCADO_XR_SHARED_DATA", REPO.parent / "shared" / "data"))
 SCRATCH = Path(os.environ.get("AVOCADO_XR_BENCH_SCRATCH", REPO / "benchmarks" / "_scratch"))
+#: where the benchmarks that train run their models ("cpu" or "cuda")
+DEVICE = os.environ.get("AVOCADO_XR_BENCH_DEVICE", "cpu")
 
 
 def machine() -> str:
@@ -40,11 +42,21 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def synchronize() -> None:
+    """Wait for the GPU's queued work (timings of asynchronous CUDA work need it)."""
+    import torch
+
+    if DEVICE.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
 @contextmanager
 def timer():
     out = {}
+    synchronize()
     tic = time.perf_counter()
     yield out
+    synchronize()
     out["seconds"] = time.perf_counter() - tic
 
 

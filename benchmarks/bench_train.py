@@ -21,6 +21,9 @@ Cases, each in its own interpreter so that its peak RSS is its own:
   networks, float32 and bfloat16, against the original's ``predict``.
 
 Usage: ``python benchmarks/bench_train.py [sampler|tracks|demo|paper|impute|all]``.
+``AVOCADO_XR_BENCH_DEVICE=cuda`` runs every case on the GPU: the samplers generate their
+indices there, the paper-size case then trains on the whole pilot (the GPU is fast enough) and
+the matmul peak is the GPU's.
 The original runs when ``AVOCADO_ORIGINAL_PYTHON`` names a Python with
 ``avocado-epigenome==0.4.0`` and ``tensorflow-cpu`` installed.
 """
@@ -34,7 +37,16 @@ import sys
 import time
 
 import numpy as np
-from _common import SCRATCH, SHARED, machine, peak_rss_mib, pilot_store, run_isolated
+from _common import (
+    DEVICE,
+    SCRATCH,
+    SHARED,
+    machine,
+    peak_rss_mib,
+    pilot_store,
+    run_isolated,
+    synchronize,
+)
 
 from avocado_xr.config import DEMO_NETWORK
 
@@ -70,21 +82,24 @@ def case_sampler() -> dict:
     lazy = ax.open_compendium(pilot_store())
     n = lazy.sizes["position"]
     pairs = np.argwhere(lazy.observed.values)
-    cpu = torch.device("cpu")
+    device = torch.device(DEVICE)
     threads = torch.get_num_threads()
 
     def rate(sampler, epochs=3) -> float:
-        generator = torch.Generator().manual_seed(0)
+        generator = torch.Generator(device=device).manual_seed(0)
         for _ in sampler.epoch(generator):  # warm-up (file cache)
             pass
+        synchronize()
         tic = time.perf_counter()
         for _ in range(epochs):
             for _ in sampler.epoch(generator):
                 pass
+        synchronize()
         return epochs * n / (time.perf_counter() - tic)
 
     tic = time.perf_counter()
-    resident = ResidentSampler(TrackReader(lazy, pairs), 10_000, cpu)
+    resident = ResidentSampler(TrackReader(lazy, pairs), 10_000, device)
+    synchronize()
     load_seconds = time.perf_counter() - tic
     out = {
         "case": "sampler",
@@ -92,10 +107,10 @@ def case_sampler() -> dict:
         "resident (samples/s)": rate(resident),
         "resident: one-time load from zarr (s)": load_seconds,
         "blocks, all 25 tracks (samples/s)": rate(
-            BlockSampler(TrackReader(lazy, pairs), 10_000, cpu)
+            BlockSampler(TrackReader(lazy, pairs), 10_000, device)
         ),
         "blocks, 4 tracks per block (samples/s)": rate(
-            BlockSampler(TrackReader(lazy, pairs), 10_000, cpu, tracks_per_block=4)
+            BlockSampler(TrackReader(lazy, pairs), 10_000, device, tracks_per_block=4)
         ),
     }
     signal = lazy.signal.values  # baseline 1: everything in memory, NumPy
@@ -159,7 +174,7 @@ def case_tracks(n_tracks: int, sampler: str) -> dict:
     lazy = ax.open_compendium(_shifted_store(n_tracks))
     options = {"sampler": "blocks", "tracks_per_block": 25} if sampler == "blocks" else {}
     tic = time.perf_counter()
-    model = ax.fit(lazy, epochs=2, device="cpu", **options, **DEMO)
+    model = ax.fit(lazy, epochs=2, device=DEVICE, **options, **DEMO)
     total = time.perf_counter() - tic
     rates = [h["samples_per_second"] for h in model.history]
     return {
@@ -171,7 +186,8 @@ def case_tracks(n_tracks: int, sampler: str) -> dict:
 
 
 def _plain_pytorch(ds, config: dict, n_batches: int) -> float:
-    """The straightforward port: dense embeddings, nn.Dropout, dense Adam, in-memory data."""
+    """The straightforward port: dense embeddings, nn.Dropout, dense Adam, in-memory data
+    (on the benchmark's device)."""
     import torch
     from torch import nn
 
@@ -180,8 +196,9 @@ def _plain_pytorch(ds, config: dict, n_batches: int) -> float:
 
     cfg = ax.AvocadoConfig().replace(**config)
     layout = GenomeLayout.from_coords(ds.chrom.values, ds.start.values)
-    i250 = torch.from_numpy(layout.scale_index(250)[0])
-    i5k = torch.from_numpy(layout.scale_index(5000)[0])
+    device = torch.device(DEVICE)
+    i250 = torch.from_numpy(layout.scale_index(250)[0]).to(device)
+    i5k = torch.from_numpy(layout.scale_index(5000)[0]).to(device)
     n = ds.sizes["position"]
     emb = nn.ModuleList(
         [
@@ -197,25 +214,27 @@ def _plain_pytorch(ds, config: dict, n_batches: int) -> float:
         layers += [nn.Linear(width, cfg.n_nodes), nn.ReLU(), nn.Dropout(cfg.dropout)]
         width = cfg.n_nodes
     mlp = nn.Sequential(*layers, nn.Linear(width, 1))
+    emb, mlp = emb.to(device), mlp.to(device)
     opt = torch.optim.Adam([*emb.parameters(), *mlp.parameters()], lr=cfg.lr)
-    signal = ds.signal.values
-    pairs = np.argwhere(ds.observed.values)
-    rng = np.random.default_rng(0)
+    signal = torch.from_numpy(ds.signal.values).to(device)
+    pairs = torch.from_numpy(np.argwhere(ds.observed.values)).to(device)
+    generator = torch.Generator(device=device).manual_seed(0)
     tic = None
     for step in range(n_batches + 2):
         if step == 2:
+            synchronize()
             tic = time.perf_counter()
-        p = rng.integers(0, n, cfg.batch_size)
-        t = pairs[rng.integers(0, len(pairs), cfg.batch_size)]
-        y = torch.from_numpy(signal[t[:, 0], t[:, 1], p])
-        pt = torch.from_numpy(p)
+        p = torch.randint(0, n, (cfg.batch_size,), device=device, generator=generator)
+        pick = torch.randint(0, len(pairs), (cfg.batch_size,), device=device, generator=generator)
+        t = pairs[pick]
+        y = signal[t[:, 0], t[:, 1], p]
         x = torch.cat(
             [
-                emb[0](torch.from_numpy(t[:, 0])),
-                emb[1](torch.from_numpy(t[:, 1])),
-                emb[2](pt),
-                emb[3](i250[pt]),
-                emb[4](i5k[pt]),
+                emb[0](t[:, 0]),
+                emb[1](t[:, 1]),
+                emb[2](p),
+                emb[3](i250[p]),
+                emb[4](i5k[p]),
             ],
             dim=1,
         )
@@ -223,20 +242,24 @@ def _plain_pytorch(ds, config: dict, n_batches: int) -> float:
         opt.zero_grad()
         loss.backward()
         opt.step()
+    synchronize()
     return n_batches * cfg.batch_size / (time.perf_counter() - tic)
 
 
 def _matmul_rate(dtype) -> float:
-    """This CPU's dense matmul rate (GFLOP/s) at the paper network's layer size."""
+    """The device's dense matmul rate (GFLOP/s) at the paper network's layer size."""
     import torch
 
-    a = torch.randn(10_000, 2048).to(dtype)
-    b = torch.randn(2048, 2048).to(dtype)
+    a = torch.randn(10_000, 2048, device=DEVICE).to(dtype)
+    b = torch.randn(2048, 2048, device=DEVICE).to(dtype)
     a @ b
+    repeats = 5 if DEVICE == "cpu" else 200
+    synchronize()
     tic = time.perf_counter()
-    for _ in range(5):
+    for _ in range(repeats):
         a @ b
-    return 5 * 2 * 10_000 * 2048 * 2048 / (time.perf_counter() - tic) / 1e9
+    synchronize()
+    return repeats * 2 * 10_000 * 2048 * 2048 / (time.perf_counter() - tic) / 1e9
 
 
 def case_fit(size: str, precision: str) -> dict:
@@ -247,10 +270,10 @@ def case_fit(size: str, precision: str) -> dict:
     lazy = ax.open_compendium(pilot_store())
     config = DEMO if size == "demo" else PAPER
     epochs = 3
-    if size == "paper":
+    if size == "paper" and DEVICE == "cpu":  # a full pilot epoch takes minutes on 2 cores
         lazy = lazy.isel(position=slice(0, PAPER_POSITIONS))
         epochs = 2
-    model = ax.fit(lazy, epochs=epochs, device="cpu", precision=precision, **config)
+    model = ax.fit(lazy, epochs=epochs, device=DEVICE, precision=precision, **config)
     rates = [h["samples_per_second"] for h in model.history]
     result = {
         "case": f"{size} network, ax.fit from zarr, {precision}",
@@ -272,10 +295,12 @@ def case_fit(size: str, precision: str) -> dict:
             )
         )  # forward + backward of the per-sample layers (the per-track table is shared)
         peak = _matmul_rate(torch.float32 if precision == "float32" else torch.bfloat16)
-        result["matmul peak, this CPU (GFLOP/s)"] = peak
+        result[f"matmul peak, this {DEVICE} (GFLOP/s)"] = peak
         result["fraction of matmul peak"] = max(rates) * flops / 1e9 / peak
     if precision == "float32":
         n_batches = 40 if size == "demo" else 4
+        if DEVICE != "cpu":
+            n_batches *= 25
         result["plain PyTorch port, same network (samples/s)"] = _plain_pytorch(
             lazy.load(), config, n_batches
         )
@@ -290,10 +315,10 @@ def case_impute(size: str, precision: str) -> dict:
     import avocado_xr as ax
 
     ds = ax.open_compendium(pilot_store())
-    if size == "paper":
+    if size == "paper" and DEVICE == "cpu":
         ds = ds.isel(position=slice(0, PAPER_POSITIONS))
     config = DEMO if size == "demo" else PAPER
-    model = ax.fit(ds, epochs=0, device="cpu", **config)  # weights do not change the cost
+    model = ax.fit(ds, epochs=0, device=DEVICE, **config)  # weights do not change the cost
     imp = model.impute(ds, merge=False, precision=precision)
     imp.isel(position=slice(0, 20_000)).compute()  # warm-up
     tic = time.perf_counter()
