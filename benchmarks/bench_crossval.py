@@ -136,8 +136,9 @@ def _recorder(fit, fitted: dict):
 
 class _PredictedOnDevice:
     """A fitted factorization whose held-out tracks are predicted on its training device, in
-    memory (:meth:`AvocadoModel.predict`): the lazy imputation runs the network on the CPU
-    workers, which for the paper-size network takes longer than its training on a GPU."""
+    memory and float32, at every model position (:meth:`AvocadoModel.predict`): the lazy
+    imputation runs the network on the CPU workers, which for the paper-size network takes
+    longer than its training on a GPU."""
 
     def __init__(self, model):
         if model.config.average != "none":
@@ -146,6 +147,8 @@ class _PredictedOnDevice:
 
     def impute(self, ds, *, celltypes, assays, merge):
         imp = self.model.impute(ds, celltypes=celltypes, assays=assays, merge=merge)
+        if imp.sizes["position"] != self.model.layout.n_positions:
+            raise SystemExit("--predict-on-device predicts every model position only")
         values = np.stack([[self.model.predict(c, a) for a in assays] for c in celltypes])
         imp["imputed"] = imp["imputed"].copy(data=values)
         return imp
