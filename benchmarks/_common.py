@@ -7,8 +7,6 @@ import platform
 import resource
 import subprocess
 import sys
-import time
-from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,16 +46,6 @@ def synchronize() -> None:
 
     if DEVICE.startswith("cuda"):
         torch.cuda.synchronize()
-
-
-@contextmanager
-def timer():
-    out = {}
-    synchronize()
-    tic = time.perf_counter()
-    yield out
-    synchronize()
-    out["seconds"] = time.perf_counter() - tic
 
 
 def run_isolated(script: str, *args: str) -> str:
