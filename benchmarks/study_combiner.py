@@ -17,6 +17,13 @@ Usage::
 
     python benchmarks/study_combiner.py dump /tmp/combiner        # ~65 min on 2 cores
     python benchmarks/study_combiner.py report /tmp/combiner      # ~5 min
+    python benchmarks/study_combiner.py inputs /tmp/combiner      # ~5 min
+
+``inputs`` adds the regression baselines (``mixture``, ``cross-assay``) to the dumped inputs
+(they learn nothing, so their imputations are computed here from each fold's training
+tracks, as ``fit_ensemble`` computes a baseline's) and compares input sets with the default
+combiner, each also scored by leave-one-track-out over the inner tracks alone (a choice
+that reads no held-out track).
 """
 
 from __future__ import annotations
@@ -32,9 +39,12 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 from _common import SHARED, machine
+from bench_crossval import print_tables
 
 FACTORIZATION = {"epochs": 40, "batch_size": 10_000, "device": "cpu", "dropout": 0.5}
 SCOPES = ("celltype", "assay", "global")
+#: baselines that ``inputs`` adds to the dumped inputs (computed here: they learn nothing)
+EXTRA = ("mixture", "cross-assay")
 
 
 def dump(out: Path) -> None:
@@ -88,8 +98,9 @@ def _sse(w, gram, rhs, yy) -> float:
 class Study:
     """The dumped inputs as normal equations (inner) and stacks (outer), per fold."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, extra: tuple[str, ...] = ()):
         import avocado_xr as ax
+        from avocado_xr.evaluation.baselines import BaselineModel
 
         self.ds = ax.datasets.roadmap_pilot(SHARED / "roadmap_pilot")
         self.y = self.ds.signal.values.astype(np.float64)
@@ -99,18 +110,26 @@ class Study:
         self.grams, self.kept, self.outer, self.yy = {}, {}, {}, {}
         for fold in range(5):
             meta = json.loads((path / f"meta_{fold}.json").read_text())
-            self.names = meta["inputs"]
+            self.names = meta["inputs"] + list(extra)
             rows = np.sort(np.random.default_rng(fold).choice(n, min(n, 100_000), False))  # as fit
             inner = np.load(path / f"inner_{fold}.npy", mmap_mode="r")
+            train = ax.mask(self.ds, [tuple(t) for t in meta["held"]])
+            # extra baseline inputs, as fit_ensemble takes a baseline's: from the training set
+            more = [BaselineModel(m).impute(train, merge=False).imputed for m in extra]
+
+            def added(c, a, more=more):
+                return [m.sel(celltype=c, assay=a).values.astype(np.float32) for m in more]
+
             for i, (c, a) in enumerate(meta["inner"]):
-                x = np.column_stack([np.ones(n), *np.asarray(inner[i], np.float64)])
+                stack = [*np.asarray(inner[i]), *added(c, a)]
+                x = np.column_stack([np.ones(n), *np.asarray(stack, np.float64)])
                 y = self.target(c, a)
                 self.grams[fold, c, a] = (x.T @ x, x.T @ y)
                 self.kept[fold, c, a] = (x[rows], y[rows])
                 self.yy[fold, c, a] = float(y @ y)
             outer = np.load(path / f"outer_{fold}.npy")
             for i, (c, a) in enumerate(meta["held"]):
-                self.outer[c, a] = (fold, np.asarray(outer[i], np.float64))
+                self.outer[c, a] = (fold, np.asarray([*outer[i], *added(c, a)], np.float64))
         self.average = {
             t: self.mse(x[self.names.index("average")], *t) for t, (_, x) in self.outer.items()
         }
@@ -194,9 +213,21 @@ class Study:
                     out[c, a] = p if kappa is None else peak_lift(p, kappa, PEAK_THRESHOLD)
         return out
 
+    def table(self, pred):
+        """Every measure of ``avocado_xr.evaluate`` (pilot annotations, as ``bench_crossval``)
+        of held-out imputations, per track and mean."""
+        import avocado_xr as ax
+        from avocado_xr.evaluation.scoring import metric_table
+
+        imputed = xr.full_like(self.ds.signal, np.nan).transpose("celltype", "assay", "position")
+        for (c, a), values in pred.items():
+            imputed.loc[{"celltype": c, "assay": a}] = values
+        result = self.ds[["chrom", "start"]].assign(imputed=imputed.astype(np.float32))
+        return metric_table(ax.evaluate(self.ds, result, annotations="pilot")["score"])
+
     def ceiling(self):
         """Each held-out track's own least-squares blend of the inputs (reads the track)."""
-        from avocado_xr.evaluation.stacking import nnls
+        from avocado_xr.evaluation.least_squares import nnls
 
         out = {}
         for (c, a), (_, x) in self.outer.items():
@@ -255,13 +286,47 @@ def report(path: Path) -> None:
     print(f"\nauto's picks (scope, relative) by fold: {picks}")
 
 
+def inputs(path: Path) -> None:
+    """Which base methods? The default combiner over input sets with the regression
+    baselines added, each also scored by leave-one-track-out over the inner tracks only."""
+    study = Study(path, extra=EXTRA)
+    names = study.names
+    dumped = [i for i, n in enumerate(names) if n not in EXTRA]
+    column = {n: i for i, n in enumerate(names)}
+    print(f"# machine: {machine()}\n# inputs: {names}\n")
+    print(
+        "| inputs (default combiner) | MSE | MSE wins vs average | tracks lost (MSE / average's)"
+        " | inner leave-one-track-out: wins, mean MSE / average's |"
+    )
+    print("|---|---|---|---|---|")
+    sets = {
+        "default (Avocado 10 and 40 epochs, their quantile copies, average)": dumped,
+        "default + mixture": [*dumped, column["mixture"]],
+        "default + cross-assay": [*dumped, column["cross-assay"]],
+        "default + mixture + cross-assay": [*dumped, column["mixture"], column["cross-assay"]],
+        "average + mixture + cross-assay (no Avocado)": [
+            column[n] for n in ("average", "mixture", "cross-assay")
+        ],
+    }
+    average = column["average"]
+    tables = {"average": study.table({t: x[average] for t, (_, x) in study.outer.items()})}
+    for label, columns in sets.items():
+        inner = [study.loto(fold, columns, "celltype", False) for fold in range(5)]
+        wins = sum(w for w, _ in inner)
+        ratio = np.mean([r for _, r in inner])
+        pred = study.predict(columns)
+        print(f"{study.row(label, pred)} {wins}/{len(study.kept)}, {ratio:.4f} |", flush=True)
+        tables[label] = study.table(pred)
+    print_tables(tables)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("step", choices=["dump", "report"])
+    p.add_argument("step", choices=["dump", "report", "inputs"])
     p.add_argument("path", type=Path)
     args = p.parse_args(argv)
     warnings.filterwarnings("ignore", "(?s).*can never be held out")
-    (dump if args.step == "dump" else report)(args.path)
+    {"dump": dump, "report": report, "inputs": inputs}[args.step](args.path)
     return 0
 
 

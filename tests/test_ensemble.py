@@ -10,9 +10,9 @@ import avocado_xr as ax
 from avocado_xr.evaluation import crossval
 from avocado_xr.evaluation.crossval import METHODS, Method, method_options
 from avocado_xr.evaluation.ensemble import EnsembleModel, fit_ensemble
+from avocado_xr.evaluation.least_squares import nnls
 from avocado_xr.evaluation.stacking import (
     input_names,
-    nnls,
     out_of_fold,
     peak_lift,
     quantile_map,
@@ -111,6 +111,25 @@ def test_a_training_tracks_imputation_never_depends_on_its_own_values(sim):
     for t in other_fold:
         for i, name in enumerate(names):
             assert not np.array_equal(before[t][i], after[t][i]), (t, name)
+
+
+def test_regression_baselines_never_read_their_own_track_in_the_ensemble(sim):
+    """The ``mixture`` and ``cross-assay`` bases impute a training track from the other
+    tracks only (their imputations are taken from the whole training compendium, like the
+    average's): unchanged when the track changes, changed for the tracks that read it."""
+    folds = ax.make_folds(sim, k=2, seed=0)
+    track = _names(sim, folds, 0)[0]
+    bases = ("mixture", "cross-assay")
+
+    def collect(ds):
+        inner = out_of_fold(ds, folds, bases, seed=0, options={b: {} for b in bases})
+        return {t: p for t, _, p in inner}
+
+    before, after = collect(sim), collect(_perturb(sim, track))
+    for i in range(len(bases)):
+        np.testing.assert_array_equal(before[track][i], after[track][i])
+    for i in range(len(bases)):  # other tracks read it: the comparison can fail
+        assert any(not np.array_equal(before[t][i], after[t][i]) for t in before if t != track)
 
 
 def test_inner_folds_never_use_an_outer_held_out_track(sim, monkeypatch):

@@ -79,6 +79,16 @@ METHODS: dict[str, Method] = {
     ),
     "average": Method(_baseline("average"), "baseline", "average of the other cell types"),
     "mean": Method(_baseline("mean"), "baseline", "mean of the other cell types' track means"),
+    "mixture": Method(
+        _baseline("mixture"),
+        "baseline",
+        "the other cell types mixed by weights fitted on the cell type's other assays",
+    ),
+    "cross-assay": Method(
+        _baseline("cross-assay"),
+        "baseline",
+        "the cell type's other assays, mapped by a regression fitted in the other cell types",
+    ),
     "autoencoder": Method(_autoencoder, "autoencoder", "denoising autoencoder over assays"),
 }
 _KINDS = ("factorization", "autoencoder", "baseline", "ensemble")
@@ -240,9 +250,10 @@ def cross_validate(
     method : str or callable
         One of :data:`METHODS` (``"avocado"``, ``"avocado-average"`` (Avocado with the
         average of the other cell types as an input), ``"linear"`` (PREDICTD-style),
-        ``"average"``, ``"mean"``, ``"autoencoder"``, ``"ensemble"`` (a stacked ensemble of
-        Avocado and the average, :func:`~avocado_xr.evaluation.ensemble.fit_ensemble`)) or a
-        function
+        ``"average"``, ``"mean"``, ``"mixture"``, ``"cross-assay"`` (the regression
+        baselines of :mod:`~avocado_xr.evaluation.baselines`), ``"autoencoder"``,
+        ``"ensemble"`` (a stacked ensemble,
+        :func:`~avocado_xr.evaluation.ensemble.fit_ensemble`)) or a function
         ``method(train_ds, *, seed, **options)`` returning a fitted model, i.e. anything
         with ``.impute(ds, *, celltypes, assays, merge)`` like :class:`AvocadoModel`.
     seed : int

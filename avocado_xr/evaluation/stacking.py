@@ -3,11 +3,11 @@
 - :func:`out_of_fold`: the inner cross-validation, the out-of-fold imputations of training
   tracks by each base method (:func:`fit_base` fits one, with its snapshots;
   :func:`input_names` names the combiner's inputs).
-- :func:`nnls`: an intercept plus non-negative weights (Breiman, "Stacked regressions",
-  *Machine Learning* 24, 1996), from the normal equations, so that tracks can be accumulated
-  one at a time.
-- :func:`group_weights`: one combiner per (cell type, assay), fitted to the rows of a group of
-  training tracks (same cell type, same assay, or all), shrunk towards the pooled fit.
+- :func:`group_weights`: one combiner per (cell type, assay), an intercept plus non-negative
+  weights (Breiman, "Stacked regressions", *Machine Learning* 24, 1996; solved by
+  :func:`.least_squares.nnls` from the normal equations, so that tracks can be accumulated
+  one at a time), fitted to the rows of a group of training tracks (same cell type, same
+  assay, or all), shrunk towards the pooled fit.
 - :func:`peak_lift` and :func:`choose_kappa`: the peak calibration, a strictly increasing map
   that lifts imputed values from ``kappa`` up to the peak threshold onto it, and the lowest
   ``kappa`` that a squared-error budget allows.
@@ -28,6 +28,7 @@ from ..compendium import mask
 from ..exceptions import ConfigError
 from ..variables import DIM_ASSAY, DIM_CELLTYPE, DIM_POSITION, IMPUTED, OBSERVED, SIGNAL
 from .crossval import METHODS
+from .least_squares import nnls
 
 __all__ = [
     "DIM_INPUT",
@@ -42,7 +43,6 @@ __all__ = [
     "group_weights",
     "input_names",
     "map_tracks",
-    "nnls",
     "out_of_fold",
     "peak_lift",
     "quantile_map",
@@ -61,45 +61,6 @@ DIM_QUANTILE = "quantile"
 QUANTILES = np.linspace(0.0, 1.0, 1001)
 #: the name of an input's quantile-normalized copy is the input's name plus this
 QUANTILE_SUFFIX = "~qn"
-
-
-def nnls(gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
-    """Least squares with non-negative weights from the normal equations ``X'X`` and ``X'y``.
-
-    Column 0 of ``X`` is the intercept: it is neither constrained nor penalised. The columns
-    are standardised first, for conditioning.
-
-    Parameters
-    ----------
-    gram : numpy.ndarray
-        ``X'X``, (n, n).
-    rhs : numpy.ndarray
-        ``X'y``, (n,).
-
-    Returns
-    -------
-    numpy.ndarray
-        (n,): the intercept, then the weights (>= 0).
-
-    Examples
-    --------
-    >>> x = np.column_stack([np.ones(5), [0.0, 1, 2, 3, 4], [1.0, 0, 2, 1, 3]])
-    >>> nnls(x.T @ x, x.T @ (1.0 + 2.0 * x[:, 1] + 0.5 * x[:, 2])).round(3)
-    array([1. , 2. , 0.5])
-    >>> nnls(x.T @ x, x.T @ (1.0 + 2.0 * x[:, 1] - 0.5 * x[:, 2])).round(3)  # not < 0
-    array([0.8 , 1.75, 0.  ])
-    """
-    from scipy.optimize import lsq_linear
-
-    n = len(gram)
-    scale = np.sqrt(np.maximum(np.diag(gram), 1e-12))
-    g = gram / np.outer(scale, scale)
-    r = rhs / scale
-    # min |X w - y|^2 over w[1:] >= 0 equals min |L' w - L^-1 X'y|^2 with X'X = L L'
-    chol = np.linalg.cholesky(g + 1e-10 * np.eye(n))
-    lower = np.r_[-np.inf, np.zeros(n - 1)]
-    fit = lsq_linear(chol.T, np.linalg.solve(chol, r), bounds=(lower, np.full(n, np.inf)))
-    return fit.x / scale
 
 
 def group_weights(
