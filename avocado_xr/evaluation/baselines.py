@@ -200,13 +200,13 @@ def mixture_weights(moments: dict, observed, rows, cols) -> np.ndarray:
     for i, c in enumerate(rows):
         for j, a in enumerate(cols):
             donors = [d for d in range(observed.shape[0]) if d != c and observed[d, a]]
+            if not donors:
+                continue
             shared = [
                 b
                 for b in range(observed.shape[1])
                 if b != a and observed[c, b] and observed[donors, b].all()
             ]
-            if not donors:
-                continue
             if not shared:
                 out[i, j, 1 + np.array(donors)] = 1.0 / len(donors)
                 continue
@@ -233,10 +233,10 @@ def cross_assay_weights(moments: dict, observed, rows, cols) -> np.ndarray:
     for i, c in enumerate(rows):
         for j, a in enumerate(cols):
             others = [d for d in range(observed.shape[0]) if d != c and observed[d, a]]
-            features = [b for b in range(observed.shape[1]) if b != a and observed[c, b]]
-            donors = [d for d in others if observed[d, features].all()]
             if not others:
                 continue
+            features = [b for b in range(observed.shape[1]) if b != a and observed[c, b]]
+            donors = [d for d in others if observed[d, features].all()]
             if not features or not donors:
                 out[i, j, 0] = sums[others, a].sum() / (n * len(others))
                 continue
