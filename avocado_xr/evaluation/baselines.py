@@ -186,6 +186,16 @@ def _gram(n, sums, products) -> np.ndarray:
     return np.block([[np.array([[float(n)]]), sums[None, :]], [sums[:, None], products]])
 
 
+def _with_donors(observed: np.ndarray, rows, cols):
+    """``(i, j, c, a, donors)`` of each wanted track whose assay another cell type observes
+    (its donors); the others keep weights 0, an imputation of 0 like the average's."""
+    for i, c in enumerate(rows):
+        for j, a in enumerate(cols):
+            donors = [d for d in range(observed.shape[0]) if d != c and observed[d, a]]
+            if donors:
+                yield i, j, c, a, donors
+
+
 def mixture_weights(moments: dict, observed, rows, cols) -> np.ndarray:
     """Intercept and donor weights of the ``mixture`` baseline: (rows, cols, 1 + celltypes).
 
@@ -197,25 +207,19 @@ def mixture_weights(moments: dict, observed, rows, cols) -> np.ndarray:
     n, sums, by_assay = moments["n"], moments["sums"], moments["by_assay"]
     observed = np.asarray(observed, dtype=bool)
     out = np.zeros((len(rows), len(cols), observed.shape[0] + 1))
-    for i, c in enumerate(rows):
-        for j, a in enumerate(cols):
-            donors = [d for d in range(observed.shape[0]) if d != c and observed[d, a]]
-            if not donors:
-                continue
-            shared = [
-                b
-                for b in range(observed.shape[1])
-                if b != a and observed[c, b] and observed[donors, b].all()
-            ]
-            if not shared:
-                out[i, j, 1 + np.array(donors)] = 1.0 / len(donors)
-                continue
-            gram = sum(
-                _gram(n, sums[donors, b], by_assay[b][np.ix_(donors, donors)]) for b in shared
-            )
-            rhs = sum(np.r_[sums[c, b], by_assay[b][donors, c]] for b in shared)
-            weights = nnls(gram, rhs)
-            out[i, j, 0], out[i, j, 1 + np.array(donors)] = weights[0], weights[1:]
+    for i, j, c, a, donors in _with_donors(observed, rows, cols):
+        shared = [
+            b
+            for b in range(observed.shape[1])
+            if b != a and observed[c, b] and observed[donors, b].all()
+        ]
+        if not shared:
+            out[i, j, 1 + np.array(donors)] = 1.0 / len(donors)
+            continue
+        gram = sum(_gram(n, sums[donors, b], by_assay[b][np.ix_(donors, donors)]) for b in shared)
+        rhs = sum(np.r_[sums[c, b], by_assay[b][donors, c]] for b in shared)
+        weights = nnls(gram, rhs)
+        out[i, j, 0], out[i, j, 1 + np.array(donors)] = weights[0], weights[1:]
     return out
 
 
@@ -230,21 +234,17 @@ def cross_assay_weights(moments: dict, observed, rows, cols) -> np.ndarray:
     n, sums, by_celltype = moments["n"], moments["sums"], moments["by_celltype"]
     observed = np.asarray(observed, dtype=bool)
     out = np.zeros((len(rows), len(cols), observed.shape[1] + 1))
-    for i, c in enumerate(rows):
-        for j, a in enumerate(cols):
-            others = [d for d in range(observed.shape[0]) if d != c and observed[d, a]]
-            if not others:
-                continue
-            features = [b for b in range(observed.shape[1]) if b != a and observed[c, b]]
-            donors = [d for d in others if observed[d, features].all()]
-            if not features or not donors:
-                out[i, j, 0] = sums[others, a].sum() / (n * len(others))
-                continue
-            block = np.ix_(features, features)
-            gram = sum(_gram(n, sums[d, features], by_celltype[d][block]) for d in donors)
-            rhs = sum(np.r_[sums[d, a], by_celltype[d][features, a]] for d in donors)
-            weights = np.linalg.lstsq(gram, rhs, rcond=None)[0]
-            out[i, j, 0], out[i, j, 1 + np.array(features)] = weights[0], weights[1:]
+    for i, j, c, a, others in _with_donors(observed, rows, cols):
+        features = [b for b in range(observed.shape[1]) if b != a and observed[c, b]]
+        donors = [d for d in others if observed[d, features].all()]
+        if not features or not donors:
+            out[i, j, 0] = sums[others, a].sum() / (n * len(others))
+            continue
+        block = np.ix_(features, features)
+        gram = sum(_gram(n, sums[d, features], by_celltype[d][block]) for d in donors)
+        rhs = sum(np.r_[sums[d, a], by_celltype[d][features, a]] for d in donors)
+        weights = np.linalg.lstsq(gram, rhs, rcond=None)[0]
+        out[i, j, 0], out[i, j, 1 + np.array(features)] = weights[0], weights[1:]
     return out
 
 
