@@ -306,6 +306,8 @@ def report(path: Path, extra: tuple[str, ...] = ()) -> None:
 
     pred = study.predict(every, choose=choose)
     print(study.row("auto: per fold, the best inner leave-one-track-out", pred))
+    mean = study.table(pred).loc["mean", ["mse", "gwcorr", "match1", "aucobs1", "recall"]]
+    print(f"auto's means: {mean.round(4).to_dict()}", flush=True)
     print(study.row("ceiling, not a method: each held-out track fitted to itself", study.ceiling()))
     print(f"\nauto's picks (scope, relative) by fold: {picks}")
 
