@@ -96,24 +96,6 @@ def _sse(w, gram, rhs, yy) -> float:
     return float(w @ gram @ w - 2 * w @ rhs + yy)
 
 
-def _kappa_per_track(combined, target, budget) -> float | None:
-    """``choose_kappa``'s rule with the budget applied to each inner track's squared error."""
-    from avocado_xr.evaluation.stacking import peak_lift
-    from avocado_xr.evaluation.track import PEAK_THRESHOLD as T
-
-    sse = [float(np.sum((x - y) ** 2)) for x, y in zip(combined, target, strict=True)]
-    best = None
-    for kappa in T - 0.01 * np.arange(1, int(T / 0.01)):
-        lifted = (peak_lift(x, kappa, T) for x in combined)
-        extra = [
-            float(np.sum((x - y) ** 2)) - e for x, y, e in zip(lifted, target, sse, strict=True)
-        ]
-        if any(x > budget * e for x, e in zip(extra, sse, strict=True)):
-            break
-        best = round(float(kappa), 6)
-    return best
-
-
 class Study:
     """The dumped inputs as normal equations (inner) and stacks (outer), per fold."""
 
@@ -224,8 +206,12 @@ class Study:
                     combined.append(x[:, j] @ np.r_[float(v.intercept), v.coef.values])
                     target.append(y)
             kappa = None
-            if budget and per_track:
-                kappa = _kappa_per_track(combined, target, budget)
+            if budget and per_track:  # the first step over any track's budget stops it
+                kappas = [
+                    choose_kappa(x, y, PEAK_THRESHOLD, budget)
+                    for x, y in zip(combined, target, strict=True)
+                ]
+                kappa = None if None in kappas else max(kappas)
             elif budget:
                 kappa = choose_kappa(
                     np.concatenate(combined), np.concatenate(target), PEAK_THRESHOLD, budget

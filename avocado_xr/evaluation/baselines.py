@@ -248,30 +248,29 @@ def cross_assay_weights(moments: dict, observed, rows, cols) -> np.ndarray:
     return out
 
 
-def _regression(solve, mix, ds, celltypes, assays, method, merge):
-    """Impute with the weights of ``solve``, applied by the einsum ``mix`` (lazy for Dask)."""
+def _regression(solve, axis: int, ds, celltypes, assays, method, merge):
+    """Impute with the weights of ``solve``: over the donor cell types' tracks of the assay
+    (``axis=0``) or over the cell type's own assays (``axis=1``); lazy for Dask."""
     celltypes, assays, rows, cols, observed = _tracks(ds, celltypes, assays)
     values = ds[SIGNAL].transpose(*_DIMS).data
     moments = track_moments(values, observed)
     xp = da if isinstance(values, da.Array) else np
     if xp is da:
-        inputs = observed.shape[0 if mix == _BY_ASSAY else 1] + 1
         weights = da.from_delayed(
             dask.delayed(solve)(moments, observed, rows, cols),
-            (len(rows), len(cols), inputs),
+            (len(rows), len(cols), observed.shape[axis] + 1),
             dtype=np.float64,
         )
     else:
         weights = solve(moments, observed, rows, cols)
     weights = weights.astype(np.float32)
     x = xp.where(observed[..., None], values, 0).astype(np.float32)
-    x = x[:, cols] if mix == _BY_ASSAY else x[rows]
-    data = weights[..., :1] + xp.einsum(mix, weights[..., 1:], x)
+    if axis == 0:  # donors' tracks of the imputed assay
+        mixed = xp.einsum("ijd,djp->ijp", weights[..., 1:], x[:, cols])
+    else:  # the imputed cell type's tracks
+        mixed = xp.einsum("ijb,ibp->ijp", weights[..., 1:], x[rows])
+    data = weights[..., :1] + mixed
     return imputation_result(data, celltypes, assays, ds, _attrs(method), merge=merge)
-
-
-_BY_ASSAY = "ijd,djp->ijp"  # donors' tracks of the imputed assay
-_BY_CELLTYPE = "ijb,ibp->ijp"  # the imputed cell type's tracks
 
 
 def impute_mixture(
@@ -292,7 +291,7 @@ def impute_mixture(
     >>> bool(((imp - truth) ** 2).mean() < ((avg - truth) ** 2).mean())
     True
     """
-    return _regression(mixture_weights, _BY_ASSAY, ds, celltypes, assays, "mixture", merge)
+    return _regression(mixture_weights, 0, ds, celltypes, assays, "mixture", merge)
 
 
 def impute_cross_assay(
@@ -310,9 +309,7 @@ def impute_cross_assay(
     >>> imp.imputed.sizes["assay"], imp.attrs["method"]
     (5, 'cross-assay')
     """
-    return _regression(
-        cross_assay_weights, _BY_CELLTYPE, ds, celltypes, assays, "cross-assay", merge
-    )
+    return _regression(cross_assay_weights, 1, ds, celltypes, assays, "cross-assay", merge)
 
 
 _BASELINES = {
