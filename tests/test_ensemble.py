@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from _helpers import raise_if_dask_computes
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import avocado_xr as ax
 from avocado_xr.evaluation import crossval
@@ -12,6 +14,7 @@ from avocado_xr.evaluation.crossval import METHODS, Method, method_options
 from avocado_xr.evaluation.ensemble import EnsembleModel, fit_ensemble
 from avocado_xr.evaluation.least_squares import nnls
 from avocado_xr.evaluation.stacking import (
+    choose_kappa,
     input_names,
     out_of_fold,
     peak_lift,
@@ -203,17 +206,54 @@ def test_snapshots_are_the_same_training_run(sim):
         fit_ensemble(sim, snapshots=[1], inner_epochs=1, factorization=options)
 
 
-def test_peak_calibration_keeps_order_and_budget(sim):
+def _sse(p, y):
+    return float(np.sum((p - y) ** 2))
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), share=st.sampled_from([0.0, 0.25, 0.5, 1.0]))
+def test_peak_calibration_spends_at_most_its_share_of_each_gain(seed, share):
+    """The lift keeps ranks, and the chosen kappa spends at most ``share`` of every track's
+    gain over its reference while one step lower would overspend on some track; tracks
+    without a gain bound nothing."""
     values = np.linspace(0.0, 3.0, 301)
     lifted = peak_lift(values, 1.0, 1.44)
     assert (np.diff(lifted) > 0).all()  # strictly increasing: ranks are unchanged
     assert (lifted[values < 1.0] == values[values < 1.0]).all()
     assert (lifted[(values >= 1.0) & (values < 1.44)] >= 1.44).all()
-    model = fit_ensemble(sim, bases=("average", "mean"), inner_k=2, peak_budget=0.01)
-    info = model.info
-    assert info["inner_mse_calibrated"] <= info["inner_mse"] * 1.01 + 1e-12
+    rng = np.random.default_rng(seed)
+    tracks = []
+    for _ in range(3):
+        y = np.arcsinh(rng.exponential(1.0, 400) * rng.random(400) * 5)
+        p = 0.7 * y + 0.3 * y.mean() + rng.normal(0, 0.2, 400)  # shrunk towards the mean
+        tracks.append((p, y, y.mean() + rng.normal(0, 0.6, 400)))  # a noisier reference
+    threshold = 1.44
+    kappa = choose_kappa(tracks, threshold, share)
+    gained = [(p, y, _sse(p, y), _sse(r, y) - _sse(p, y)) for p, y, r in tracks]
+    gained = [t for t in gained if t[3] > 0]
+
+    def within(k):
+        return all(_sse(peak_lift(p, k, threshold), y) <= e + share * g for p, y, e, g in gained)
+
+    lowest = threshold - 0.01 * (int(threshold / 0.01) - 1)
+    if kappa is None:
+        assert not gained or not within(threshold - 0.01)
+    else:
+        assert within(kappa) and (kappa - 0.01 < lowest or not within(kappa - 0.01))
+    loser = (tracks[0][1].mean() + np.zeros(400), tracks[0][1], tracks[0][1])  # no gain
+    assert choose_kappa([*tracks, loser], threshold, share) == kappa
+    assert choose_kappa([loser], threshold, share) is None
+
+
+def test_peak_calibration_in_the_fit(sim):
+    model = fit_ensemble(sim, bases=("average", "mean"), inner_k=2)
+    assert model.calibration is not None and model.info["peak_budget"] == 0.5
+    assert model.info["inner_mse_calibrated"] >= model.info["inner_mse"]  # paid for recall
     off = fit_ensemble(sim, bases=("average", "mean"), inner_k=2, peak_budget=None)
     assert off.calibration is None and off.weights.equals(model.weights)
+    assert off.info["inner_mse_calibrated"] == off.info["inner_mse"]
+    tight = fit_ensemble(sim, bases=("average", "mean"), inner_k=2, peak_budget=0.0)
+    assert tight.calibration is None or tight.calibration["kappa"] >= model.calibration["kappa"]
 
 
 def test_quantile_inputs_keep_ranks_and_never_read_their_track(sim):
@@ -267,6 +307,7 @@ def test_solver_constraints():
         ({"scope": "track"}, "scope"),
         ({"shrinkage": -1.0}, "shrinkage"),
         ({"peak_budget": 1.5}, "peak_budget"),
+        ({"bases": ("mean", "linear")}, "average"),  # the calibration measures gains from it
     ],
 )
 def test_bad_settings(sim, options, match):

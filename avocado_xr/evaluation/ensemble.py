@@ -47,9 +47,14 @@ training tracks):
    are called: without it the ensemble calls far fewer peaks than the observed tracks have.
    Values in ``[kappa, threshold)`` are lifted onto the threshold by a strictly increasing
    map (:func:`~.stacking.peak_lift`), so every rank-based measure is unchanged. ``kappa`` is
-   the lowest level (steps of 0.01) at which this raises the squared error of the inner
-   out-of-fold tracks by at most ``peak_budget``; it is learned, like the weights, from
-   training tracks only. :meth:`EnsembleModel.uncalibrated` returns the model without it.
+   the lowest level (steps of 0.01) at which the lift spends at most ``peak_budget`` (by
+   default half) of each inner out-of-fold track's *gain*, the amount by which the
+   combination's squared error is below the average baseline's
+   (:func:`~.stacking.choose_kappa`): every inner track the combiner wins against the
+   average stays won, by at least half its margin. (A budget on the summed error lets the
+   tracks with a thin margin pay for everyone's lift.) It is learned, like the weights,
+   from training tracks only.
+   :meth:`EnsembleModel.uncalibrated` returns the model without it.
 6. **Refit.** Every base method is refitted on the whole training compendium; the returned
    :class:`EnsembleModel` imputes by applying the combiner (and the calibration) to their
    imputations, lazily (the quantiles of each refitted model's imputation of every track are
@@ -114,13 +119,16 @@ from ..variables import (
 from .crossval import METHODS, Method, make_folds
 from .stacking import (
     DIM_INPUT,
+    PEAK_REFERENCE,
     QUANTILE_SUFFIX,
     check_settings,
     choose_kappa,
+    combine,
     fit_base,
     group_weights,
     input_names,
     map_tracks,
+    normal_equations,
     out_of_fold,
     peak_lift,
     quantile_tables,
@@ -328,7 +336,7 @@ def fit_ensemble(
     inner_epochs: int | None = None,
     scope: str = "celltype",
     shrinkage: float = 1.0,
-    peak_budget: float | None = 0.01,
+    peak_budget: float | None = 0.5,
     peak_threshold: float = PEAK_THRESHOLD,
     quantile_normalize: bool = True,
     factorization: dict | None = None,
@@ -371,8 +379,9 @@ def fit_ensemble(
         Weight of the pooled rows in a group's fit, relative to the group's own share.
         Default is 1.0.
     peak_budget : float or None
-        Largest relative increase of the inner out-of-fold squared error that the peak
-        calibration may cost; None (or 0) turns it off. Default is 0.01.
+        Largest share, in [0, 1], of each inner track's gain over the average baseline (see
+        the module documentation) that the peak calibration may spend; needs ``"average"``
+        in ``bases``. None turns the calibration off. Default is 0.5.
     peak_threshold : float
         The peak threshold of the calibration. Default is arcsinh(2) (p = 0.01), that of
         :func:`~avocado_xr.evaluation.metrics.peak_recall`.
@@ -394,7 +403,7 @@ def fit_ensemble(
     ------
     ConfigError
         Unknown or nested base methods, ``inner_k < 2``, an ``inner_epochs`` not above the
-        kept snapshots, a bad scope, shrinkage or budget.
+        kept snapshots, a bad scope, shrinkage or budget, a budget without the average.
     InvalidSignalError
         No training track can be held out in the inner folds (too few tracks).
 
@@ -406,7 +415,7 @@ def fit_ensemble(
     >>> model.weights.coef.sel(celltype="E003", input="average").round(2).values.tolist()
     [0.85, 0.64, 0.79, 0.72, 0.68]
     >>> round(model.calibration["kappa"], 2)  # lifted onto the peak threshold from here
-    0.99
+    0.96
     """
     validate(train)
     bases = list(bases)
@@ -440,8 +449,6 @@ def fit_ensemble(
     rng = np.random.default_rng(seed)
     n_positions = train.sizes[DIM_POSITION]
     rows = np.sort(rng.choice(n_positions, min(n_positions, _SAMPLE_POSITIONS), False))
-    grams: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
-    kept: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
     inner = out_of_fold(
         train,
         folds,
@@ -452,29 +459,17 @@ def fit_ensemble(
         quantile_rows=rows if quantile_normalize else None,
         verbose=verbose,
     )
-    for track, target, predictions in inner:
-        x = np.column_stack([np.ones_like(target), *predictions])
-        grams[track] = (x.T @ x, x.T @ target)
-        kept[track] = (x[rows], target[rows])
+    grams, kept = normal_equations(inner, rows)
     seconds = {"inner": time.perf_counter() - tic}
     weights = group_weights(grams, celltypes, assays, names, scope=scope, shrinkage=shrinkage)
-
-    combined = np.concatenate(
-        [
-            x @ np.r_[float(w["intercept"]), w["coef"].values]
-            for (c, a), (x, _) in kept.items()
-            for w in [weights.sel({DIM_CELLTYPE: c, DIM_ASSAY: a})]
-        ]
-    )
-    target = np.concatenate([y for _, y in kept.values()])
-    calibration = None
-    if peak_budget:
-        kappa = choose_kappa(combined, target, peak_threshold, peak_budget)
-        if kappa is not None:
-            calibration = {"kappa": kappa, "threshold": float(peak_threshold)}
-    lifted = combined
-    if calibration is not None:
-        lifted = peak_lift(combined, calibration["kappa"], peak_threshold)
+    tracks = combine(weights, kept, None if peak_budget is None else PEAK_REFERENCE)
+    kappa = None
+    if peak_budget is not None:
+        kappa = choose_kappa(tracks.values(), peak_threshold, peak_budget)
+    calibration = None if kappa is None else {"kappa": kappa, "threshold": float(peak_threshold)}
+    combined = np.concatenate([p for p, _, _ in tracks.values()])
+    target = np.concatenate([y for _, y, _ in tracks.values()])
+    lifted = combined if kappa is None else peak_lift(combined, kappa, peak_threshold)
 
     tic = time.perf_counter()
     models: dict = {}

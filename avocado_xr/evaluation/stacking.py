@@ -10,7 +10,8 @@
   assay, or all), shrunk towards the pooled fit.
 - :func:`peak_lift` and :func:`choose_kappa`: the peak calibration, a strictly increasing map
   that lifts imputed values from ``kappa`` up to the peak threshold onto it, and the lowest
-  ``kappa`` that a squared-error budget allows.
+  ``kappa`` that spends at most a share of each track's gain over a reference imputation.
+- :func:`normal_equations` and :func:`combine`: the combiner's data, track by track.
 - :func:`reference_quantiles`, :func:`quantile_map` and :func:`map_tracks`: quantile
   normalization of an imputed track onto the quantiles of the same assay's observed tracks
   in the other cell types.
@@ -34,15 +35,18 @@ __all__ = [
     "DIM_INPUT",
     "DIM_QUANTILE",
     "LIFT_WIDTH",
+    "PEAK_REFERENCE",
     "QUANTILES",
     "QUANTILE_SUFFIX",
     "SCOPES",
     "check_settings",
     "choose_kappa",
+    "combine",
     "fit_base",
     "group_weights",
     "input_names",
     "map_tracks",
+    "normal_equations",
     "out_of_fold",
     "peak_lift",
     "quantile_map",
@@ -56,6 +60,8 @@ DIM_INPUT = "input"
 SCOPES = ("celltype", "assay", "global")
 #: width of the band just above the peak threshold that lifted values are mapped onto
 LIFT_WIDTH = 0.01
+#: the input whose squared error the peak calibration's budget is measured from
+PEAK_REFERENCE = "average"
 #: the dimension of the quantile tables, and its levels
 DIM_QUANTILE = "quantile"
 QUANTILES = np.linspace(0.0, 1.0, 1001)
@@ -163,30 +169,77 @@ def peak_lift(values, kappa: float, threshold: float):
     return where(values >= threshold, values + LIFT_WIDTH, where(values >= kappa, band, values))
 
 
-def choose_kappa(
-    combined: np.ndarray, target: np.ndarray, threshold: float, budget: float
-) -> float | None:
-    """The lowest ``kappa`` whose :func:`peak_lift` raises the squared error of ``combined``
-    (against ``target``) by at most ``budget`` (a fraction).
+def choose_kappa(tracks, threshold: float, share: float) -> float | None:
+    """The lowest ``kappa`` whose :func:`peak_lift` spends at most ``share`` of each track's
+    gain over its reference.
 
-    ``kappa`` steps down from the threshold by 0.01 and stops at the first step over the
-    budget; None when even the first is.
+    A track's gain is how much lower the squared error of its combination is than that of
+    its reference imputation (in :func:`~.ensemble.fit_ensemble`, the average baseline); the
+    lift may raise its squared error by at most ``share`` times that. Tracks without a gain
+    (already no better than the reference) do not bound the lift. ``kappa`` steps down from
+    the threshold by 0.01 and stops at the first step over any track's bound; None when
+    even the first is, or when no track has a gain.
+
+    Parameters
+    ----------
+    tracks : iterable of (combined, target, reference)
+        Arrays of the same length per track: the combination, the observed signal and the
+        reference imputation.
+    threshold : float
+        The peak threshold.
+    share : float
+        In [0, 1]: 0 allows only lifts that lower each track's squared error.
 
     Examples
     --------
     >>> y = np.r_[np.zeros(90), np.full(10, 2.0)]  # 10 peaks
     >>> p = np.r_[np.zeros(80), np.full(10, 1.0), np.full(10, 1.2)]  # imputed too low
-    >>> choose_kappa(p, y, 1.44, 0.0)  # lifting the peaks lowers the error, the rest not
+    >>> tracks = [(p, y, np.zeros(100))]  # the reference misses every peak: a large gain
+    >>> choose_kappa(tracks, 1.44, 0.0)  # lifting the peaks lowers the error, the rest not
     1.01
+    >>> choose_kappa(tracks, 1.44, 0.5)  # half the gain pays for lifting the false 1.0s too
+    0.01
     """
-    sse = float(np.sum((combined - target) ** 2))
+    bounded = []
+    for combined, target, reference in tracks:
+        sse = float(np.sum((combined - target) ** 2))
+        gain = float(np.sum((reference - target) ** 2)) - sse
+        if gain > 0:
+            bounded.append((combined, target, sse + share * gain))
+    if not bounded:
+        return None
     best = None
     for kappa in threshold - 0.01 * np.arange(1, int(threshold / 0.01)):
-        extra = float(np.sum((peak_lift(combined, kappa, threshold) - target) ** 2)) - sse
-        if extra > budget * sse:
-            break
+        for combined, target, bound in bounded:
+            if float(np.sum((peak_lift(combined, kappa, threshold) - target) ** 2)) > bound:
+                return best
         best = round(float(kappa), 6)
     return best
+
+
+def normal_equations(inner, rows: np.ndarray) -> tuple[dict, dict]:
+    """The combiner's data from :func:`out_of_fold`'s tracks: ``track -> (X'X, X'y)`` (column
+    0 of ``X`` the intercept, then the inputs) and ``track -> (X, y)`` at positions ``rows``;
+    one track in memory at a time."""
+    grams, kept = {}, {}
+    for track, target, predictions in inner:
+        x = np.column_stack([np.ones_like(target), *predictions])
+        grams[track] = (x.T @ x, x.T @ target)
+        kept[track] = (x[rows], target[rows])
+    return grams, kept
+
+
+def combine(weights: xr.Dataset, kept: Mapping, reference: str | None = None) -> dict:
+    """``track -> (combination, target, input reference)`` of each kept track (see
+    :func:`normal_equations`), with the track's own combiner of ``weights``; the third is
+    None without a ``reference``."""
+    column = None if reference is None else 1 + list(weights.get_index(DIM_INPUT)).index(reference)
+    out = {}
+    for (c, a), (x, y) in kept.items():
+        w = weights.sel({DIM_CELLTYPE: c, DIM_ASSAY: a})
+        combined = x @ np.r_[float(w["intercept"]), w["coef"].values]
+        out[c, a] = (combined, y, None if column is None else x[:, column])
+    return out
 
 
 def reference_quantiles(ds: xr.Dataset, rows: np.ndarray) -> np.ndarray:
@@ -309,8 +362,13 @@ def check_settings(bases, scope, shrinkage, inner_k, peak_budget) -> None:
         raise ConfigError(f"shrinkage must be >= 0, got {shrinkage}.")
     if isinstance(inner_k, bool) or not isinstance(inner_k, int) or inner_k < 2:
         raise ConfigError(f"inner_k must be an integer >= 2, got {inner_k!r}.")
-    if peak_budget is not None and not 0 <= peak_budget < 1:
-        raise ConfigError(f"peak_budget must be in [0, 1) or None, got {peak_budget!r}.")
+    if peak_budget is not None and not 0 <= peak_budget <= 1:
+        raise ConfigError(f"peak_budget must be in [0, 1] or None, got {peak_budget!r}.")
+    if peak_budget is not None and PEAK_REFERENCE not in bases:
+        raise ConfigError(
+            f"The peak calibration's budget is a share of each track's gain over the "
+            f"{PEAK_REFERENCE!r} baseline: add it to bases, or pass peak_budget=None."
+        )
 
 
 def fit_base(
