@@ -20,6 +20,7 @@ Usage::
     python benchmarks/study_combiner.py report /tmp/combiner      # ~5 min
     python benchmarks/study_combiner.py inputs /tmp/combiner      # ~10 min
     python benchmarks/study_combiner.py report /tmp/combiner --with-baselines
+    python benchmarks/study_combiner.py masking /tmp/combiner     # ~5 min
 
 ``inputs`` adds the regression baselines (``mixture``, ``cross-assay``) to the dumped inputs
 (they learn nothing, so their imputations are computed here from each fold's training
@@ -154,6 +155,41 @@ class Study:
         self.average = {
             t: self.mse(x[self.names.index("average")], *t) for t, (_, x) in self.outer.items()
         }
+
+    def mask_inner_baselines(self, path: Path) -> None:
+        """Recompute the baseline inputs of every inner track from its inner fold's training
+        set (the inner fold's tracks hidden too, as a learned base sees it), not from the outer
+        training set as ``fit_ensemble`` does; the inner folds are ``fit_ensemble``'s own."""
+        import avocado_xr as ax
+        from avocado_xr.evaluation.baselines import BaselineModel
+
+        baselines = [n for n in self.names if n in ("average", *EXTRA)]
+        n = self.y.shape[-1]
+        for fold in range(5):
+            meta = json.loads((path / f"meta_{fold}.json").read_text())
+            seed = meta.get("seed", fold)
+            train = ax.mask(self.ds, [tuple(t) for t in meta["held"]])
+            folds = ax.make_folds(train, 4, seed=seed)
+            rows = np.sort(np.random.default_rng(seed).choice(n, min(n, 100_000), False))
+            dumped = np.load(path / f"inner_{fold}.npy", mmap_mode="r")
+            index = {tuple(t): i for i, t in enumerate(meta["inner"])}
+            for f in range(int(folds.max()) + 1):
+                held = [
+                    (self.celltypes[c], self.assays[a]) for c, a in np.argwhere(folds.values == f)
+                ]
+                inner = ax.mask(train, held)
+                imputed = {
+                    m: BaselineModel(m).impute(inner, merge=False).imputed for m in baselines
+                }
+                for c, a in held:
+                    x = np.ones((n, 1 + len(self.names)))  # every extra input is a baseline
+                    x[:, 1 : 1 + dumped.shape[1]] = np.asarray(dumped[index[c, a]]).T
+                    for m, values in imputed.items():
+                        column = values.sel(celltype=c, assay=a).values.astype(np.float32)
+                        x[:, 1 + self.names.index(m)] = column
+                    y = self.target(c, a)
+                    self.grams[fold, c, a] = (x.T @ x, x.T @ y)
+                    self.kept[fold, c, a] = (x[rows], y[rows])
 
     def target(self, c, a):
         return self.y[self.celltypes.index(c), self.assays.index(a)]
@@ -319,6 +355,24 @@ def report(path: Path, extra: tuple[str, ...] = ()) -> None:
     print(f"\nauto's picks (scope, relative) by fold: {picks}")
 
 
+def masking(path: Path) -> None:
+    """The default combiner with the baseline inputs of inner tracks computed as
+    ``fit_ensemble`` does (from the outer training set) and from each inner fold's training
+    set (as a learned base sees them, and as the outer held-out tracks are imputed)."""
+    study = Study(path, extra=EXTRA)
+    every = list(range(len(study.names)))
+    print(f"# machine: {machine()}\n# inputs: {study.names}\n")
+    print("| baseline inputs of the inner tracks | MSE | MSE wins vs average | tracks lost |")
+    print("|---|---|---|---|")
+    for label in ("from the outer training set (fit_ensemble)", "from the inner fold's set"):
+        if label.endswith("set"):
+            study.mask_inner_baselines(path)
+        pred = study.predict(every)
+        print(study.row(label, pred), flush=True)
+        mean = study.table(pred).loc["mean", ["mse", "gwcorr", "match1", "aucobs1", "recall"]]
+        print(f"means: {mean.round(4).to_dict()}", flush=True)
+
+
 def inputs(path: Path) -> None:
     """Which base methods? The default combiner over input sets with the regression
     baselines added, each also scored by leave-one-track-out over the inner tracks only."""
@@ -371,7 +425,7 @@ def inputs(path: Path) -> None:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("step", choices=["dump", "report", "inputs"])
+    p.add_argument("step", choices=["dump", "report", "inputs", "masking"])
     p.add_argument("path", type=Path)
     p.add_argument(
         "--with-baselines",
@@ -388,7 +442,7 @@ def main(argv=None) -> int:
     elif args.step == "dump":
         dump(args.path, args.seed)
     else:
-        inputs(args.path)
+        {"inputs": inputs, "masking": masking}[args.step](args.path)
     return 0
 
 
