@@ -94,19 +94,13 @@ def dump(out: Path, seed: int = 0) -> None:
 
 
 def _kappa_by_error(combined, target, threshold, budget):
-    """The peak calibration's rule before the gain rule: the lowest ``kappa`` (steps of 0.01)
-    whose lift raises the squared error of ``combined`` by at most ``budget`` (a fraction)."""
-    from avocado_xr.evaluation.stacking import peak_lift
+    """The peak calibration's rule before the gain rule: the lowest ``kappa`` whose lift raises
+    the squared error of ``combined`` by at most ``budget`` (a fraction). It is the gain rule
+    with a share of 1 against a reference whose squared error is ``1 + budget`` times it."""
+    from avocado_xr.evaluation.stacking import choose_kappa
 
-    sse = float(np.sum((combined - target) ** 2))
-    best = None
-    for kappa in threshold - 0.01 * np.arange(1, int(threshold / 0.01)):
-        if float(np.sum((peak_lift(combined, kappa, threshold) - target) ** 2)) > sse * (
-            1 + budget
-        ):
-            break
-        best = round(float(kappa), 6)
-    return best
+    reference = target + np.sqrt(1 + budget) * (combined - target)
+    return choose_kappa([(combined, target, reference)], threshold, 1.0)
 
 
 def _sse(w, gram, rhs, yy) -> float:
