@@ -44,8 +44,10 @@ import xarray as xr
 from _common import SHARED, machine
 from bench_crossval import print_tables
 
+from avocado_xr.evaluation.crossval import METHODS
+from avocado_xr.evaluation.stacking import SCOPES
+
 FACTORIZATION = {"epochs": 40, "batch_size": 10_000, "device": "cpu", "dropout": 0.5}
-SCOPES = ("celltype", "assay", "global")
 #: baselines that ``inputs`` adds to the dumped inputs (computed here: they learn nothing)
 EXTRA = ("mixture", "cross-assay")
 
@@ -157,7 +159,7 @@ class Study:
         import avocado_xr as ax
         from avocado_xr.evaluation.baselines import BaselineModel
 
-        baselines = [n for n in self.names if n in ("average", *EXTRA)]
+        baselines = [n for n in self.names if n in METHODS and METHODS[n].kind == "baseline"]
         n = self.y.shape[-1]
         for fold in range(5):
             meta = json.loads((path / f"meta_{fold}.json").read_text())
