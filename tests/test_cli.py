@@ -90,6 +90,10 @@ def test_fit_then_impute_on_zarr_stores(tmp_path, capsys):
     assert written.imputed.sizes == {"celltype": 2, "assay": 3, "position": 400}
     expected = model.predict("C2", "A0", np.arange(400))
     np.testing.assert_allclose(written.imputed.sel(celltype="C2", assay="A0"), expected, rtol=1e-5)
+    args[2] = str(tmp_path / "elsewhere.zarr")
+    assert main([*args, "--device", "tpu:x"]) == 2  # checked before anything is written
+    assert "device='tpu:x'" in capsys.readouterr().err
+    assert not (tmp_path / "elsewhere.zarr.partial").exists()
 
 
 def test_errors_are_reported_without_traceback(tmp_path, capsys):

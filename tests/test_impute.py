@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 import avocado_xr as ax
 from avocado_xr.exceptions import ConfigError, ModelFileError, RegionError
-from avocado_xr.model.impute import ImputeState
+from avocado_xr.model.impute import ImputeState, TableRows
 
 SMALL = {"n_layers": 2, "n_nodes": 16, "batch_size": 500, "device": "cpu"}
 
@@ -224,3 +224,25 @@ def test_imputes_in_the_precision_it_was_trained_in():
     fp32 = model.impute(ds, merge=False, precision="float32").imputed.values
     np.testing.assert_array_equal(default, bf16)
     assert not np.array_equal(default, fp32)
+
+
+def test_imputes_on_the_device(model, sim, device):
+    """The same imputation on any device (the default is the CPU on a machine without CUDA);
+    the shipped head stays on the CPU, and a used state pickles without its device copy."""
+    cpu = model.impute(sim, merge=False, device="cpu").imputed.values
+    on_device = model.impute(sim, merge=False, device=device).imputed.values
+    np.testing.assert_allclose(on_device, cpu, rtol=1e-5, atol=1e-5)
+    if not torch.cuda.is_available():
+        np.testing.assert_array_equal(model.impute(sim, merge=False).imputed.values, cpu)
+    state = ImputeState.from_head(model.head, device=device)
+    state.predict_block(TableRows.of(model.net, 0, 10).features(np.arange(10)), [0], [0])
+    assert all(p.device.type == "cpu" for p in state.head.parameters())
+    assert "_placed" not in pickle.loads(pickle.dumps(state)).__dict__
+
+
+@pytest.mark.parametrize("device", ["tpu:x", "cuda"])
+def test_a_bad_device_fails_before_any_work(model, sim, device):
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with raise_if_dask_computes(), pytest.raises(ConfigError, match="device"):
+        model.impute(sim, device=device)

@@ -97,6 +97,7 @@ def register(sub) -> None:
     )
     imp.add_argument("--celltypes", nargs="+", default=None)
     imp.add_argument("--assays", nargs="+", default=None)
+    imp.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     imp.add_argument("--overwrite", action="store_true")
     imp.add_argument("--quiet", action="store_true")
     imp.set_defaults(func=run_impute)
@@ -245,7 +246,9 @@ def run_impute(args) -> int:
     ds = ax.open_compendium(args.store) if args.store else model.positions()
     if args.region:
         ds = ds.avocado.region(args.region)
-    imputed = model.impute(ds, celltypes=args.celltypes, assays=args.assays, merge=False)
+    imputed = model.impute(
+        ds, celltypes=args.celltypes, assays=args.assays, merge=False, device=args.device
+    )
     partial = output.with_name(output.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     chunks = (1, 1, imputed.imputed.data.chunksize[2])

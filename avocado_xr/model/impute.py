@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from functools import cached_property
 
 import dask
 import dask.array as da
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from .._compat import TORCH_LOCK, autocast
+from .._compat import TORCH_LOCK, autocast, resolve_device
 from ..average import average_block
 from ..compendium import position_chunks
 from ..coords import dataset_layout
@@ -45,17 +46,30 @@ _SUB_BATCH = 65_536
 
 @dataclass(frozen=True)
 class ImputeState:
-    """The network head on the CPU, in eval mode: shipped to the Dask workers once."""
+    """The network head on the CPU, in eval mode: shipped to the Dask workers once, and run
+    on ``device`` there (``None``: CUDA if the machine running the task has it, else CPU)."""
 
     head: AvocadoHead
     precision: str = "float32"
+    device: str | None = None
 
     @classmethod
-    def from_head(cls, head: AvocadoHead, precision: str = "float32") -> ImputeState:
+    def from_head(
+        cls, head: AvocadoHead, precision: str = "float32", device: str | None = None
+    ) -> ImputeState:
         head = copy.deepcopy(head).cpu().float().eval()
         for param in head.parameters():
             param.requires_grad_(False)
-        return cls(head=head, precision=precision)
+        return cls(head=head, precision=precision, device=device)
+
+    @cached_property
+    def _placed(self) -> tuple[AvocadoHead, torch.device]:
+        """The head on the device, made once per process (the shipped head stays on the CPU)."""
+        device = resolve_device(self.device)
+        return (self.head if device.type == "cpu" else copy.deepcopy(self.head).to(device)), device
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_placed"}
 
     def predict_block(self, genome: np.ndarray, celltypes, assays, averages=None) -> np.ndarray:
         """Predictions ``(len(celltypes), len(assays), len(genome))`` from genome features.
@@ -63,17 +77,19 @@ class ImputeState:
         ``averages`` (same shape) holds the average-of-other-cell-types input for models that
         take it. Rows go through the network ``_SUB_BATCH`` (tracks x positions) at a time.
         """
+        head, device = self._placed
         tracks = [(c, a) for c in celltypes for a in assays]
         n = len(genome)
         out = np.empty((len(tracks), n), dtype=np.float32)
         step = max(1, _SUB_BATCH // len(tracks))
         flat = None if averages is None else averages.reshape(len(tracks), -1)
-        with torch.no_grad(), autocast(torch.device("cpu"), self.precision):
+        with torch.no_grad(), autocast(device, self.precision):
             for lo in range(0, n, step):
-                features = torch.from_numpy(genome[lo : lo + step])
+                features = torch.from_numpy(genome[lo : lo + step]).to(device)
                 average = None if flat is None else torch.from_numpy(flat[:, lo : lo + step])
-                pred = self.head.predict_tracks(features, tracks, average)
-                out[:, lo : lo + len(features)] = pred.float().numpy()
+                average = None if average is None else average.to(device)
+                pred = head.predict_tracks(features, tracks, average)
+                out[:, lo : lo + len(features)] = pred.float().cpu().numpy()
         return out.reshape(len(celltypes), len(assays), n)
 
 
@@ -176,6 +192,7 @@ def impute(
     merge: bool = True,
     position_chunk: int | None = None,
     precision: str | None = None,
+    device: str | torch.device | None = None,
 ) -> xr.Dataset:
     """Impute every (celltype, assay) track at the positions of ``ds``, lazily.
 
@@ -206,6 +223,11 @@ def impute(
         Matmul precision of the network (bf16 autocast is several times faster on CPUs with
         AVX512-BF16/AMX). Default: the precision the model was trained with (float32 for
         models without that record, e.g. imported ones).
+    device : str or torch.device, optional
+        Where the network runs, e.g. ``"cpu"`` or ``"cuda"`` (checked here, so a device this
+        machine lacks fails at once). Default: CUDA if the machine that computes a block has
+        it, else its CPU, decided there (a CPU client can drive GPU Dask workers). Results
+        agree across devices to float32 rounding.
 
     Returns
     -------
@@ -233,10 +255,11 @@ def impute(
     if precision is None:
         precision = model.training_info.get("precision", "float32")
     autocast(torch.device("cpu"), precision)  # validates precision before building anything
-    head = ImputeState.from_head(model.head, precision)
+    device = None if device is None else str(resolve_device(device))
+    head = ImputeState.from_head(model.head, precision, device)
     token = dask.base.tokenize(
         model.config.digest(), model.head.state_dict(), _genome_token(model), runs, chunks,
-        celltypes, assays, precision,
+        celltypes, assays, precision, device,
     )  # fmt: skip
     state = dask.delayed(head, pure=True, traverse=False, name=f"avocado-head-{token}")
     c_idx = [model.celltypes.index(c) for c in celltypes]
