@@ -319,14 +319,14 @@ def case_impute(size: str, precision: str) -> dict:
         ds = ds.isel(position=slice(0, PAPER_POSITIONS))
     config = DEMO if size == "demo" else PAPER
     model = ax.fit(ds, epochs=0, device=DEVICE, **config)  # weights do not change the cost
-    imp = model.impute(ds, merge=False, precision=precision)
+    imp = model.impute(ds, merge=False, precision=precision, device=DEVICE)
     imp.isel(position=slice(0, 20_000)).compute()  # warm-up
     tic = time.perf_counter()
     imp.to_zarr(SCRATCH / f"imputed-{size}-{precision}.zarr", mode="w", consolidated=False)
     seconds = time.perf_counter() - tic
     n = ds.sizes["position"] * ds.sizes["celltype"] * ds.sizes["assay"]
     result = {
-        "case": f"impute, {size} network, {precision}, 25 tracks to zarr",
+        "case": f"impute on {DEVICE}, {size} network, {precision}, 25 tracks to zarr",
         "track-positions/s": n / seconds,
         "peak RSS (MiB)": peak_rss_mib(),
     }

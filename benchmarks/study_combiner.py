@@ -113,7 +113,10 @@ def _sse(w, gram, rhs, yy) -> float:
 class Study:
     """The dumped inputs as normal equations (inner) and stacks (outer), per fold."""
 
-    def __init__(self, path: Path, extra: tuple[str, ...] = ()):
+    def __init__(self, path: Path, extra: tuple[str, ...] = (), replace=None):
+        """``extra``: baselines added as inputs; ``replace``: ``{input name: f(train) ->
+        imputed (celltype, assay, position)}``, inputs computed by ``f`` instead (dumped or
+        extra)."""
         import avocado_xr as ax
         from avocado_xr.evaluation.baselines import BaselineModel
 
@@ -134,20 +137,27 @@ class Study:
             train = ax.mask(self.ds, [tuple(t) for t in meta["held"]])
             # extra baseline inputs, as fit_ensemble takes a baseline's: from the training set
             more = [BaselineModel(m).impute(train, merge=False).imputed for m in extra]
+            swap = {self.names.index(m): f(train) for m, f in (replace or {}).items()}
 
             def added(c, a, more=more):
                 return [m.sel(celltype=c, assay=a).values.astype(np.float32) for m in more]
 
+            def stacked(dumped, c, a, swap=swap):
+                stack = [*np.asarray(dumped), *added(c, a)]
+                for j, values in swap.items():
+                    stack[j] = values.sel(celltype=c, assay=a).values.astype(np.float32)
+                return np.asarray(stack, np.float64)
+
             for i, (c, a) in enumerate(meta["inner"]):
-                stack = [*np.asarray(inner[i]), *added(c, a)]
-                x = np.column_stack([np.ones(n), *np.asarray(stack, np.float64)])
+                stack = stacked(inner[i], c, a)
+                x = np.column_stack([np.ones(n), *stack])
                 y = self.target(c, a)
                 self.grams[fold, c, a] = (x.T @ x, x.T @ y)
                 self.kept[fold, c, a] = (x[rows], y[rows])
                 self.yy[fold, c, a] = float(y @ y)
             outer = np.load(path / f"outer_{fold}.npy")
             for i, (c, a) in enumerate(meta["held"]):
-                self.outer[c, a] = (fold, np.asarray([*outer[i], *added(c, a)], np.float64))
+                self.outer[c, a] = (fold, stacked(outer[i], c, a))
         self.average = {
             t: self.mse(x[self.names.index("average")], *t) for t, (_, x) in self.outer.items()
         }
