@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import inspect
 import json
 import sys
 import time
@@ -45,6 +46,7 @@ from _common import SHARED, machine
 from bench_crossval import print_tables
 
 from avocado_xr.evaluation.crossval import METHODS
+from avocado_xr.evaluation.ensemble import fit_ensemble
 from avocado_xr.evaluation.stacking import SCOPES
 
 FACTORIZATION = {"epochs": 40, "batch_size": 10_000, "device": "cpu", "dropout": 0.5}
@@ -112,6 +114,9 @@ def _sse(w, gram, rhs, yy) -> float:
 
 class Study:
     """The dumped inputs as normal equations (inner) and stacks (outer), per fold."""
+
+    #: the combiner's pull towards the average alone: ``fit_ensemble``'s default
+    anchor: float = inspect.signature(fit_ensemble).parameters["anchor"].default
 
     def __init__(self, path: Path, extra: tuple[str, ...] = (), replace=None):
         """``extra``: baselines added as inputs; ``replace``: ``{input name: f(train) ->
@@ -225,9 +230,10 @@ class Study:
         return w
 
     def weights(self, grams, names, scope):
-        from avocado_xr.evaluation.stacking import group_weights
+        from avocado_xr.evaluation.stacking import REFERENCE, group_weights
 
-        return group_weights(grams, self.celltypes, self.assays, names, scope=scope)
+        anchor = {"anchor": self.anchor, "reference": REFERENCE}
+        return group_weights(grams, self.celltypes, self.assays, names, scope=scope, **anchor)
 
     def loto(self, fold, columns, scope, relative) -> tuple[int, float]:
         """Leave one inner track out: (tracks beating the average, mean MSE ratio)."""

@@ -15,6 +15,7 @@ from avocado_xr.evaluation.ensemble import EnsembleModel, fit_ensemble
 from avocado_xr.evaluation.least_squares import nnls
 from avocado_xr.evaluation.stacking import (
     choose_kappa,
+    group_weights,
     input_names,
     out_of_fold,
     peak_lift,
@@ -256,6 +257,41 @@ def test_peak_calibration_in_the_fit(sim):
     assert tight.calibration is None or tight.calibration["kappa"] >= model.calibration["kappa"]
 
 
+def test_anchor_pulls_the_combiner_towards_the_reference():
+    """The penalised distance to the reference alone shrinks as the anchor grows, down to
+    the reference alone; 0 is the free fit."""
+    rng = np.random.default_rng(1)
+    grams = {}
+    for c in "AB":
+        x = np.column_stack([np.ones(300), rng.normal(size=(300, 2))])
+        y = 0.2 * x[:, 1] + 0.9 * x[:, 2] + 0.1 * rng.normal(size=300)
+        grams[c, "a"] = (x.T @ x, x.T @ y)
+    names, pooled = ["average", "model"], sum(g for g, _ in grams.values())
+
+    def fit(anchor):
+        w = group_weights(
+            grams, ["A"], ["a"], names, scope="global", anchor=anchor, reference=names[0]
+        )
+        return w.coef.sel(celltype="A", assay="a").values
+
+    distances = [np.diag(pooled)[1:] @ (fit(a) - [1.0, 0.0]) ** 2 for a in (0.01, 0.1, 1.0, 10.0)]
+    assert (np.diff(distances) < 0).all()
+    np.testing.assert_allclose(fit(1e9), [1.0, 0.0], atol=1e-6)
+    free = group_weights(grams, ["A"], ["a"], names, scope="global")
+    np.testing.assert_array_equal(fit(0.0), free.coef.sel(celltype="A", assay="a").values)
+    with pytest.raises(ConfigError, match="reference"):
+        group_weights(grams, ["A"], ["a"], names, anchor=0.1, reference="mean")
+
+
+def test_anchor_in_the_fit(sim):
+    """On by default; it costs inner fit (one global least-squares fit: exactly)."""
+    options = {"bases": ("average", "mean"), "inner_k": 2, "scope": "global", "peak_budget": None}
+    anchored, free = fit_ensemble(sim, **options), fit_ensemble(sim, **options, anchor=0.0)
+    assert anchored.info["anchor"] == anchored.weights.attrs["anchor"] == 0.1
+    assert not anchored.weights.coef.equals(free.weights.coef)
+    assert anchored.info["inner_mse"] > free.info["inner_mse"]
+
+
 def test_quantile_inputs_keep_ranks_and_never_read_their_track(sim):
     """A track's reference distribution comes from the same assay in the other cell types
     only; the map keeps ranks and lands inside the reference's range."""
@@ -308,6 +344,9 @@ def test_solver_constraints():
         ({"shrinkage": -1.0}, "shrinkage"),
         ({"peak_budget": 1.5}, "peak_budget"),
         ({"bases": ("mean", "linear")}, "average"),  # the calibration measures gains from it
+        ({"anchor": -0.1}, "anchor"),
+        ({"anchor": float("nan")}, "anchor"),
+        ({"bases": ("mean", "linear"), "peak_budget": None}, "anchor"),  # pulls towards it
     ],
 )
 def test_bad_settings(sim, options, match):

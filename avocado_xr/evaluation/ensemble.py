@@ -41,7 +41,9 @@ training tracks):
 4. **Combiner.** Non-negative least squares of the observed signal on the out-of-fold
    imputations (:func:`~.stacking.group_weights`), accumulated track by track as normal
    equations (memory: one track). By default each cell type gets its own weights, fitted to
-   its tracks' rows plus all rows down-weighted to the same total (``scope="celltype"``).
+   its tracks' rows plus all rows down-weighted to the same total (``scope="celltype"``), with
+   a ridge pull towards the average baseline alone (``anchor``): over three replicates of the
+   5-fold cross-validation it won about as many tracks and kept recall above the average's.
 5. **Peak calibration** (``peak_budget``). A least-squares combination regresses towards the
    mean, so few positions reach the peak threshold (arcsinh(2), -log10 p >= 2) at which peaks
    are called: without it the ensemble calls far fewer peaks than the observed tracks have.
@@ -119,13 +121,14 @@ from ..variables import (
 from .crossval import METHODS, Method, make_folds
 from .stacking import (
     DIM_INPUT,
-    PEAK_REFERENCE,
     QUANTILE_SUFFIX,
+    REFERENCE,
     check_settings,
     choose_kappa,
     combine,
     fit_base,
     group_weights,
+    inner_settings,
     input_names,
     map_tracks,
     normal_equations,
@@ -336,6 +339,7 @@ def fit_ensemble(
     inner_epochs: int | None = None,
     scope: str = "celltype",
     shrinkage: float = 1.0,
+    anchor: float = 0.1,
     peak_budget: float | None = 0.5,
     peak_threshold: float = PEAK_THRESHOLD,
     quantile_normalize: bool = True,
@@ -378,6 +382,10 @@ def fit_ensemble(
     shrinkage : float
         Weight of the pooled rows in a group's fit, relative to the group's own share.
         Default is 1.0.
+    anchor : float
+        Pull of the weights towards the average baseline alone: a ridge penalty of
+        ``anchor`` times each input's sum of squares (:func:`.stacking.group_weights`);
+        needs ``"average"`` in ``bases``. 0 turns it off. Default is 0.1.
     peak_budget : float or None
         Largest share, in [0, 1], of each inner track's gain over the average baseline (see
         the module documentation) that the peak calibration may spend; needs ``"average"``
@@ -403,7 +411,8 @@ def fit_ensemble(
     ------
     ConfigError
         Unknown or nested base methods, ``inner_k < 2``, an ``inner_epochs`` not above the
-        kept snapshots, a bad scope, shrinkage or budget, a budget without the average.
+        kept snapshots, a bad scope, shrinkage, anchor or budget, an anchor or a budget
+        without the average.
     InvalidSignalError
         No training track can be held out in the inner folds (too few tracks).
 
@@ -413,26 +422,18 @@ def fit_ensemble(
     >>> ds = ax.datasets.roadmap_pilot_sample()
     >>> model = fit_ensemble(ds, bases=("average", "mean"), inner_k=3, scope="assay")
     >>> model.weights.coef.sel(celltype="E003", input="average").round(2).values.tolist()
-    [0.85, 0.64, 0.79, 0.72, 0.68]
+    [0.87, 0.7, 0.82, 0.77, 0.73]
     >>> round(model.calibration["kappa"], 2)  # lifted onto the peak threshold from here
-    0.96
+    0.99
     """
     validate(train)
     bases = list(bases)
-    check_settings(bases, scope, shrinkage, inner_k, peak_budget)
+    check_settings(bases, scope, shrinkage, inner_k, peak_budget, anchor)
     by_kind = {"factorization": factorization, "autoencoder": autoencoder, "baseline": None}
     options = {name: dict(by_kind[METHODS[name].kind] or {}) for name in bases}
     epochs = int((factorization or {}).get("epochs", 10))
     snapshots = sorted({int(e) for e in snapshots if 0 < int(e) < epochs})
-    inner_options = copy.deepcopy(options)
-    if inner_epochs is not None:
-        if snapshots and inner_epochs <= snapshots[-1]:
-            raise ConfigError(
-                f"inner_epochs ({inner_epochs}) must exceed every snapshot kept ({snapshots})."
-            )
-        for name in bases:
-            if METHODS[name].kind == "factorization":
-                inner_options[name]["epochs"] = inner_epochs
+    inner_options = inner_settings(options, inner_epochs, snapshots)
     tic = time.perf_counter()
     with warnings.catch_warnings():  # such tracks train every inner model; no row is lost
         warnings.filterwarnings("ignore", "(?s).*can never be held out", AvocadoXrWarning)
@@ -461,8 +462,9 @@ def fit_ensemble(
     )
     grams, kept = normal_equations(inner, rows)
     seconds = {"inner": time.perf_counter() - tic}
-    weights = group_weights(grams, celltypes, assays, names, scope=scope, shrinkage=shrinkage)
-    tracks = combine(weights, kept, None if peak_budget is None else PEAK_REFERENCE)
+    settings = {"scope": scope, "shrinkage": shrinkage, "anchor": anchor, "reference": REFERENCE}
+    weights = group_weights(grams, celltypes, assays, names, **settings)
+    tracks = combine(weights, kept, None if peak_budget is None else REFERENCE)
     kappa = None
     if peak_budget is not None:
         kappa = choose_kappa(tracks.values(), peak_threshold, peak_budget)
@@ -488,6 +490,7 @@ def fit_ensemble(
         "inner_epochs": inner_epochs,
         "scope": scope,
         "shrinkage": shrinkage,
+        "anchor": anchor,
         "peak_budget": peak_budget,
         "quantile_normalize": quantile_normalize,
         "seed": seed,

@@ -7,7 +7,8 @@
   weights (Breiman, "Stacked regressions", *Machine Learning* 24, 1996; solved by
   :func:`.least_squares.nnls` from the normal equations, so that tracks can be accumulated
   one at a time), fitted to the rows of a group of training tracks (same cell type, same
-  assay, or all), shrunk towards the pooled fit.
+  assay, or all), shrunk towards the pooled fit and, with ``anchor``, towards a reference
+  input alone.
 - :func:`peak_lift` and :func:`choose_kappa`: the peak calibration, a strictly increasing map
   that lifts imputed values from ``kappa`` up to the peak threshold onto it, and the lowest
   ``kappa`` that spends at most a share of each track's gain over a reference imputation.
@@ -19,6 +20,7 @@
 
 from __future__ import annotations
 
+import copy
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 
@@ -35,15 +37,16 @@ __all__ = [
     "DIM_INPUT",
     "DIM_QUANTILE",
     "LIFT_WIDTH",
-    "PEAK_REFERENCE",
     "QUANTILES",
     "QUANTILE_SUFFIX",
+    "REFERENCE",
     "SCOPES",
     "check_settings",
     "choose_kappa",
     "combine",
     "fit_base",
     "group_weights",
+    "inner_settings",
     "input_names",
     "map_tracks",
     "normal_equations",
@@ -60,8 +63,9 @@ DIM_INPUT = "input"
 SCOPES = ("celltype", "assay", "global")
 #: width of the band just above the peak threshold that lifted values are mapped onto
 LIFT_WIDTH = 0.01
-#: the input whose squared error the peak calibration's budget is measured from
-PEAK_REFERENCE = "average"
+#: the reference input: the combiner's anchor pulls the weights towards it alone, and the
+#: peak calibration's budget is measured from its squared error
+REFERENCE = "average"
 #: the dimension of the quantile tables, and its levels
 DIM_QUANTILE = "quantile"
 QUANTILES = np.linspace(0.0, 1.0, 1001)
@@ -77,13 +81,18 @@ def group_weights(
     *,
     scope: str = "celltype",
     shrinkage: float = 1.0,
+    anchor: float = 0.0,
+    reference: str | None = None,
 ) -> xr.Dataset:
     """The combiner of every (cell type, assay), from the normal equations of tracks.
 
     A track's combiner is fitted to the rows of the tracks of its group (same cell type for
     ``scope="celltype"``, same assay for ``"assay"``) plus the rows of all tracks,
     down-weighted to ``shrinkage`` times the group's share of them; ``"global"`` fits one
-    combiner to all rows. A group without tracks gets the pooled combiner.
+    combiner to all rows. A group without tracks gets the pooled combiner. ``anchor`` adds
+    the ridge penalty ``anchor * sum_i (X'X)_ii (w_i - r_i)^2``, ``r`` the weights of the
+    ``reference`` input alone, so that inputs are trusted over it only as far as the rows
+    say (a prior towards a strong baseline).
 
     Parameters
     ----------
@@ -97,6 +106,11 @@ def group_weights(
         Default is "celltype".
     shrinkage : float
         Weight of the pooled rows relative to the group's own share. Default is 1.0.
+    anchor : float
+        Strength of the pull towards ``reference`` alone, relative to each input's sum of
+        squares. Default is 0 (none).
+    reference : str, optional
+        The input the anchor pulls towards; needed when ``anchor > 0``.
 
     Returns
     -------
@@ -118,6 +132,16 @@ def group_weights(
     """
     pooled_gram = sum(g for g, _ in grams.values())
     pooled_rhs = sum(r for _, r in grams.values())
+    prior = np.zeros(len(names) + 1)
+    if anchor and reference not in names:
+        raise ConfigError(f"The anchor's reference {reference!r} is not an input: {list(names)}.")
+    if anchor:
+        prior[1 + list(names).index(reference)] = 1.0
+
+    def solve(gram, rhs):
+        penalty = anchor * np.diag(np.r_[0.0, np.diag(gram)[1:]])
+        return nnls(gram + penalty, rhs + penalty @ prior)
+
     coef = np.zeros((len(celltypes), len(assays), len(names)))
     intercept = np.zeros((len(celltypes), len(assays)))
     n_tracks = np.zeros((len(celltypes), len(assays)), dtype=np.int64)
@@ -134,7 +158,7 @@ def group_weights(
                     rhs = sum((grams[t][1] for t in group), share * pooled_rhs)
                 else:  # global, or no track in the group: the pooled fit
                     gram, rhs = pooled_gram, pooled_rhs
-                solved[key] = (nnls(gram, rhs), len(group))
+                solved[key] = (solve(gram, rhs), len(group))
             w, n = solved[key]
             intercept[i, j], coef[i, j], n_tracks[i, j] = w[0], w[1:], n
     return xr.Dataset(
@@ -148,7 +172,7 @@ def group_weights(
             DIM_ASSAY: np.asarray(assays, dtype=object),
             DIM_INPUT: np.asarray(names, dtype=object),
         },
-        attrs={"scope": scope, "shrinkage": shrinkage},
+        attrs={"scope": scope, "shrinkage": shrinkage, "anchor": anchor},
     )
 
 
@@ -350,7 +374,7 @@ def quantile_tables(models: dict, train: xr.Dataset, rows: np.ndarray, names) ->
     )
 
 
-def check_settings(bases, scope, shrinkage, inner_k, peak_budget) -> None:
+def check_settings(bases, scope, shrinkage, inner_k, peak_budget, anchor=0.0) -> None:
     """Raise :class:`~avocado_xr.exceptions.ConfigError` for settings of
     :func:`~.ensemble.fit_ensemble` it cannot use."""
     usable = [m for m in METHODS if METHODS[m].kind != "ensemble"]
@@ -364,11 +388,34 @@ def check_settings(bases, scope, shrinkage, inner_k, peak_budget) -> None:
         raise ConfigError(f"inner_k must be an integer >= 2, got {inner_k!r}.")
     if peak_budget is not None and not 0 <= peak_budget <= 1:
         raise ConfigError(f"peak_budget must be in [0, 1] or None, got {peak_budget!r}.")
-    if peak_budget is not None and PEAK_REFERENCE not in bases:
+    if peak_budget is not None and REFERENCE not in bases:
         raise ConfigError(
             f"The peak calibration's budget is a share of each track's gain over the "
-            f"{PEAK_REFERENCE!r} baseline: add it to bases, or pass peak_budget=None."
+            f"{REFERENCE!r} baseline: add it to bases, or pass peak_budget=None."
         )
+    if not anchor >= 0:  # NaN too
+        raise ConfigError(f"anchor must be >= 0, got {anchor!r}.")
+    if anchor and REFERENCE not in bases:
+        raise ConfigError(
+            f"The anchor pulls the combiner towards the {REFERENCE!r} baseline: add it to "
+            "bases, or pass anchor=0."
+        )
+
+
+def inner_settings(options: dict, inner_epochs: int | None, snapshots: Sequence[int]) -> dict:
+    """The base methods' options for the inner fits: ``inner_epochs`` for the factorization
+    bases, if given (it must exceed every kept snapshot)."""
+    inner = copy.deepcopy(options)
+    if inner_epochs is None:
+        return inner
+    if snapshots and inner_epochs <= max(snapshots):
+        raise ConfigError(
+            f"inner_epochs ({inner_epochs}) must exceed every snapshot kept ({list(snapshots)})."
+        )
+    for name in inner:
+        if METHODS[name].kind == "factorization":
+            inner[name]["epochs"] = inner_epochs
+    return inner
 
 
 def fit_base(
