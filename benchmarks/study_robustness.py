@@ -223,7 +223,7 @@ def main(paths) -> int:
             if label.startswith("average baseline"):  # every ratio is 1: nothing lost or won
                 line = f"| {label} | {means['mse']:.4f} | — | — |"
             print(f"{line} {shown} |", flush=True)
-            wins.setdefault(label, []).append(line.split(" | ")[2])
+            wins.setdefault(label.split(" (by fold")[0], []).append(line.split(" | ")[2])
         print(f"\n({time.perf_counter() - tic:.0f} s)\n")
     print("| variant | MSE wins by replicate |\n|---|---|")
     for label, by_replicate in wins.items():
