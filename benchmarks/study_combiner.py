@@ -332,7 +332,7 @@ def report(path: Path, extra: tuple[str, ...] = ()) -> None:
     print("| combiner variant | MSE | MSE wins vs average | tracks lost (MSE / average's) |")
     print("|---|---|---|---|")
     rows = [
-        ("default: per cell type, peak budget half of each inner track's gain", {}),
+        (f"default: per cell type, anchor {study.anchor}, peak budget half of each gain", {}),
         ("no peak calibration", {"budget": None}),
         ("peak budget a quarter of each inner track's gain", {"budget": 0.25}),
         (
