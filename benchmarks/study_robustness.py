@@ -17,7 +17,7 @@ the inner tracks mislead it:
 - *pooled rows worth m tracks*: the per-cell-type combiner shrunk harder towards the pooled
   fit when the cell type has few inner tracks;
 - *ridge-shrunk mixture*: the ``mixture`` baseline's donor weights shrunk towards equal
-  weights (the average) by ``lam`` times a donor track's sum of squares;
+  weights (the average), ``impute_mixture(ridge=1.0)``;
 - *level-matched Avocado*: each Avocado input shifted so its mean over positions is the
   average baseline's (the mean of the assay in the other cell types).
 
@@ -40,10 +40,9 @@ import xarray as xr
 from _common import machine
 from study_combiner import EXTRA, Study, _sse
 
-from avocado_xr.evaluation.baselines import track_moments
+from avocado_xr.evaluation.baselines import impute_mixture
 from avocado_xr.evaluation.least_squares import nnls
 from avocado_xr.evaluation.stacking import group_weights
-from avocado_xr.variables import OBSERVED, SIGNAL
 
 GOALS = ["mse", "gwcorr", "match1", "aucobs1", "recall"]
 
@@ -127,48 +126,6 @@ class Variant(Study):
             self.outer[key] = (fold, (t.T @ np.vstack([np.ones(n), x]))[1:])
 
 
-def ridge_mixture(lam: float):
-    """The ``mixture`` baseline with donor weights shrunk towards equal weights: ``f(train)``
-    for :class:`Study`'s ``replace``. ``lam=0`` is the package's ``mixture``."""
-
-    def impute(train: xr.Dataset) -> xr.DataArray:
-        signal = train[SIGNAL].transpose("celltype", "assay", "position")
-        y = signal.values.astype(np.float64)
-        observed = train[OBSERVED].transpose("celltype", "assay").values.astype(bool)
-        moments = track_moments(y, observed)
-        n, sums, by_assay = moments["n"], moments["sums"], moments["by_assay"]
-        out = np.zeros(y.shape, np.float32)
-        for c, a in np.ndindex(observed.shape):
-            donors = [d for d in range(len(observed)) if d != c and observed[d, a]]
-            if not donors:
-                continue
-            shared = [
-                b
-                for b in range(observed.shape[1])
-                if b != a and observed[c, b] and observed[donors, b].all()
-            ]
-            prior = np.r_[0.0, np.full(len(donors), 1 / len(donors))]
-            w = prior
-            if shared:
-                gram = sum(
-                    _gram(n, sums[donors, b], by_assay[b][np.ix_(donors, donors)]) for b in shared
-                )
-                rhs = sum(np.r_[sums[c, b], by_assay[b][donors, c]] for b in shared)
-                penalty = (
-                    lam * np.mean(np.diag(gram)[1:]) * np.diag(np.r_[0.0, np.ones(len(donors))])
-                )
-                w = nnls(gram + penalty, rhs + penalty @ prior)
-            out[c, a] = w[0] + w[1:] @ y[donors, a]
-        return xr.DataArray(out, dims=signal.dims, coords={d: signal[d] for d in signal.dims[:2]})
-
-    return impute
-
-
-def _gram(n, sums, products) -> np.ndarray:
-    """``X'X`` of ``[1, columns]`` from the columns' sums and cross-products."""
-    return np.block([[np.array([[float(n)]]), sums[None, :]], [sums[:, None], products]])
-
-
 def rows(path: Path):
     """(label, held-out predictions, study) of every variant on one replicate."""
     study = Variant(path, extra=EXTRA)
@@ -203,7 +160,8 @@ def rows(path: Path):
     avocado = [n for n in study.names if n.startswith("avocado") and not n.endswith("~qn")]
     study.match_levels(avocado)
     yield f"no anchor, level-matched {', '.join(avocado)}", study.predict(every), study
-    study = Variant(path, extra=EXTRA, replace={"mixture": ridge_mixture(1.0)})
+    ridge = {"mixture": lambda train: impute_mixture(train, ridge=1.0).imputed}
+    study = Variant(path, extra=EXTRA, replace=ridge)
     study.anchor = 0.0
     yield "no anchor, ridge-shrunk mixture (lam 1)", study.predict(every), study
 

@@ -18,6 +18,7 @@ from avocado_xr.evaluation.baselines import (
     impute_average,
     impute_cross_assay,
     impute_mixture,
+    mixture_weights,
     track_moments,
 )
 
@@ -63,6 +64,29 @@ def test_mixture_recovers_a_mixture_of_cell_types():
     # the average would not be: the check can fail
     avg = impute_average(compendium(signal, observed), celltypes="C0", assays="A0")
     assert np.abs(avg.imputed.values[0, 0] - signal[0, 0]).max() > 0.1
+
+
+def test_mixture_ridge_shrinks_towards_the_average():
+    """``ridge`` pulls the planted mixture's donor weights towards equal weights (the
+    average's), all the way for a huge ridge; 0 is the plain fit."""
+    rng = np.random.default_rng(1)
+    signal = rng.gamma(1.0, size=(4, 3, 2_000))
+    signal[0] = 0.5 + 0.3 * signal[1] + 0.7 * signal[2]
+    observed = np.ones((4, 3), bool)
+    observed[0, 0] = False
+    moments = track_moments(signal, observed)
+
+    def donors(ridge):
+        return mixture_weights(moments, observed, [0], [0], ridge=ridge)[0, 0, 2:]
+
+    gaps = [np.abs(donors(r) - 1 / 3).max() for r in (0.0, 0.01, 0.1, 1e6)]
+    assert gaps[0] > gaps[1] > gaps[2] > gaps[3] and gaps[3] < 1e-4
+    np.testing.assert_allclose(donors(0.0), [0.3, 0.7, 0.0], atol=1e-4)
+    plain = impute_mixture(compendium(signal, observed), celltypes="C0", assays="A0")
+    same = impute_mixture(compendium(signal, observed), celltypes="C0", assays="A0", ridge=0.0)
+    np.testing.assert_array_equal(plain.imputed.values, same.imputed.values)
+    shrunk = impute_mixture(compendium(signal, observed), celltypes="C0", assays="A0", ridge=1e6)
+    assert np.abs(shrunk.imputed.values[0, 0] - signal[0, 0]).max() > 0.1
 
 
 def test_cross_assay_recovers_a_linear_map_between_assays():

@@ -28,6 +28,8 @@ track is out of sample.
 
 from __future__ import annotations
 
+import functools
+
 import dask
 import dask.array as da
 import numpy as np
@@ -196,13 +198,14 @@ def _with_donors(observed: np.ndarray, rows, cols):
                 yield i, j, c, a, donors
 
 
-def mixture_weights(moments: dict, observed, rows, cols) -> np.ndarray:
+def mixture_weights(moments: dict, observed, rows, cols, ridge: float = 0.0) -> np.ndarray:
     """Intercept and donor weights of the ``mixture`` baseline: (rows, cols, 1 + celltypes).
 
     For track (c, a) the donors are the other cell types with ``a`` observed; the weights are
     the non-negative least-squares fit of c's tracks of the other assays that c and every
     donor have on the donors' tracks of them; equal weights (the average) where there is no
-    such assay; all 0 without donors.
+    such assay; all 0 without donors. ``ridge`` > 0 shrinks the fit towards equal weights, by
+    ``ridge`` times a donor track's mean sum of squares.
     """
     n, sums, by_assay = moments["n"], moments["sums"], moments["by_assay"]
     observed = np.asarray(observed, dtype=bool)
@@ -218,7 +221,9 @@ def mixture_weights(moments: dict, observed, rows, cols) -> np.ndarray:
             continue
         gram = sum(_gram(n, sums[donors, b], by_assay[b][np.ix_(donors, donors)]) for b in shared)
         rhs = sum(np.r_[sums[c, b], by_assay[b][donors, c]] for b in shared)
-        weights = nnls(gram, rhs)
+        prior = np.r_[0.0, np.full(len(donors), 1.0 / len(donors))]
+        penalty = ridge * np.mean(np.diag(gram)[1:]) * np.diag(np.r_[0.0, np.ones(len(donors))])
+        weights = nnls(gram + penalty, rhs + penalty @ prior)
         out[i, j, 0], out[i, j, 1 + np.array(donors)] = weights[0], weights[1:]
     return out
 
@@ -274,11 +279,18 @@ def _regression(solve, axis: int, ds, celltypes, assays, method, merge):
 
 
 def impute_mixture(
-    ds: xr.Dataset, *, celltypes=None, assays=None, merge: bool = False, **_
+    ds: xr.Dataset,
+    *,
+    celltypes=None,
+    assays=None,
+    merge: bool = False,
+    ridge: float = 0.0,
+    **_,
 ) -> xr.Dataset:
     """The ``mixture`` method for every track: the other cell types' tracks of the assay,
     mixed with weights learned on the cell type's other assays (see the module
-    documentation and :func:`mixture_weights`). Lazy for Dask-backed input.
+    documentation and :func:`mixture_weights`, which ``ridge`` is passed to). Lazy for
+    Dask-backed input.
 
     Examples
     --------
@@ -291,7 +303,8 @@ def impute_mixture(
     >>> bool(((imp - truth) ** 2).mean() < ((avg - truth) ** 2).mean())
     True
     """
-    return _regression(mixture_weights, 0, ds, celltypes, assays, "mixture", merge)
+    solve = functools.partial(mixture_weights, ridge=ridge)
+    return _regression(solve, 0, ds, celltypes, assays, "mixture", merge)
 
 
 def impute_cross_assay(

@@ -133,9 +133,9 @@ def group_weights(
     pooled_gram = sum(g for g, _ in grams.values())
     pooled_rhs = sum(r for _, r in grams.values())
     prior = np.zeros(len(names) + 1)
-    if anchor and reference not in names:
-        raise ConfigError(f"The anchor's reference {reference!r} is not an input: {list(names)}.")
     if anchor:
+        if reference not in names:
+            raise ConfigError(f"The anchor's reference {reference!r} is not an input: {names}.")
         prior[1 + list(names).index(reference)] = 1.0
 
     def solve(gram, rhs):
