@@ -7,6 +7,8 @@ It is the ENCODE Imputation Challenge's strong baseline (``method="average"``) a
 input of the ``average="input"``/``"residual"`` Avocado models. The sampler (training), the
 held-out validation, :func:`avocado_xr.impute` and the baselines all compute it with the two
 functions below, so the models see at imputation exactly what they saw in training.
+:func:`window_mean` smooths it along the genome (the ``average-w9`` and ``average-w33``
+baselines).
 
 Examples
 --------
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["assay_totals", "average_block", "average_of_others"]
+__all__ = ["assay_totals", "average_block", "average_of_others", "window_mean"]
 
 
 def assay_totals(
@@ -105,3 +107,38 @@ def average_block(signal, observed, celltypes=None, assays=None) -> np.ndarray:
             own = signal[c, a] if observed[c, a] else None
             out[i, j] = average_of_others(sums[a], counts[a], own)
     return out
+
+
+def window_mean(values, segment, width: int) -> np.ndarray:
+    """Moving mean along the last axis over ``width`` positions centred on each one, within
+    its segment (a window is cut short at a segment's ends: it never mixes unrelated loci).
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        (..., n_positions) values.
+    segment : numpy.ndarray
+        (n_positions,) label of each position's segment (a run of contiguous bins); equal
+        labels must be consecutive.
+    width : int
+        Odd number of positions in a full window; 1 returns the values as float32.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, the shape of ``values``.
+
+    Examples
+    --------
+    >>> window_mean(np.array([1.0, 2.0, 6.0, 10.0, 20.0]), np.array([0, 0, 0, 1, 1]), 3)
+    array([ 1.5,  3. ,  4. , 15. , 15. ], dtype=float32)
+    """
+    values = np.asarray(values, dtype=np.float64)
+    n, half = values.shape[-1], width // 2
+    cuts = np.r_[0, np.flatnonzero(np.diff(segment)) + 1, n]
+    first = np.repeat(cuts[:-1], np.diff(cuts))  # each position's segment: [first, last]
+    last = np.repeat(cuts[1:] - 1, np.diff(cuts))
+    at = np.arange(n)
+    lo, hi = np.maximum(at - half, first), np.minimum(at + half, last)
+    total = np.concatenate([np.zeros((*values.shape[:-1], 1)), np.cumsum(values, -1)], -1)
+    return ((total[..., hi + 1] - total[..., lo]) / (hi - lo + 1)).astype(np.float32)

@@ -230,9 +230,9 @@ class Study:
         return w
 
     def weights(self, grams, names, scope):
-        from avocado_xr.evaluation.stacking import REFERENCE, group_weights
+        from avocado_xr.evaluation.stacking import anchor_reference, group_weights
 
-        anchor = {"anchor": self.anchor, "reference": REFERENCE}
+        anchor = {"anchor": self.anchor, "reference": anchor_reference(names)}
         return group_weights(grams, self.celltypes, self.assays, names, scope=scope, **anchor)
 
     def loto(self, fold, columns, scope, relative) -> tuple[int, float]:

@@ -8,7 +8,8 @@ the inner tracks mislead it:
 
 - *anchored to the average*: ``fit_ensemble``'s ``anchor``, a ridge penalty of ``anchor``
   times each input's sum of squares pulling the weights towards the average baseline alone
-  (the prior "trust the average"); 0.1 is the package default since this study, 0 the
+  (the prior "trust the average"); 0.1 is the package default since this study (towards
+  ``average-w9`` since ``study_smoothing.py``, which adds the smoothed averages), 0 the
   default before; also chosen per outer fold by leave-one-track-out over the inner tracks
   (the most inner wins among the anchors whose inner error is 10% below the average's).
   The other variants are of the default before (no anchor):
@@ -137,7 +138,8 @@ def rows(path: Path):
         study,
     )
     default = study.anchor
-    yield f"default (per cell type, anchor {default}, peak budget 0.5)", study.predict(every), study
+    label = f"default of the third change (per cell type, anchor {default}, peak budget 0.5)"
+    yield label, study.predict(every), study
     for anchor in (0.0, 0.3, 1.0):
         study.anchor = anchor
         label = "no anchor (the default before)" if anchor == 0 else f"anchor {anchor}"
@@ -166,7 +168,8 @@ def rows(path: Path):
     yield "no anchor, ridge-shrunk mixture (lam 1)", study.predict(every), study
 
 
-def main(paths) -> int:
+def main(paths, rows=rows) -> int:
+    """Print each replicate's table of the variants ``rows(path)`` yields, then the wins."""
     warnings.filterwarnings("ignore", "(?s).*can never be held out")
     print(f"# machine: {machine()}\n")
     wins: dict[str, list[str]] = {}

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from avocado_xr.average import average_block
+from avocado_xr.average import average_block, window_mean
 from avocado_xr.evaluation.baselines import average_baseline, impute_average
 from avocado_xr.model.sampler import BlockSampler, ResidentSampler, TrackReader
 
@@ -69,3 +69,20 @@ def test_every_caller_computes_the_same_average(sample):
             np.testing.assert_allclose(
                 batch.average.numpy(), expected[c, a, p], rtol=1e-5, atol=1e-6
             )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    runs=st.lists(st.integers(1, 12), min_size=1, max_size=4),
+    half=st.integers(0, 6),
+    seed=st.integers(0, 2**16),
+)
+def test_window_mean_brute_force(runs, half, seed):
+    """Each position: the mean over the positions of its own run within ``half`` of it."""
+    segment = np.repeat(np.arange(len(runs)), runs)
+    values = np.random.default_rng(seed).normal(size=(2, len(segment)))
+    expected = np.empty_like(values)
+    for i in range(len(segment)):
+        near = (np.abs(np.arange(len(segment)) - i) <= half) & (segment == segment[i])
+        expected[:, i] = values[:, near].mean(-1)
+    np.testing.assert_allclose(window_mean(values, segment, 2 * half + 1), expected, atol=1e-5)

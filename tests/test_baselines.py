@@ -21,6 +21,7 @@ from avocado_xr.evaluation.baselines import (
     mixture_weights,
     track_moments,
 )
+from avocado_xr.exceptions import ConfigError
 
 
 def compendium(signal: np.ndarray, observed: np.ndarray | None = None) -> xr.Dataset:
@@ -148,11 +149,42 @@ def test_lazy_and_equal_to_eager(sample):
         np.testing.assert_allclose(lazy.imputed.values, eager.imputed.values, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize(("method", "beats"), [("mixture", "average"), ("cross-assay", "mean")])
+def test_smoothed_average_lazy_equal_to_eager_and_within_runs(sample):
+    """The moving mean is the same whatever the chunks (blocks overlap by half a window),
+    builds without computing, and never mixes two runs of bins (the sample has three)."""
+    train = sample.avocado.mask([("E065", "H3K4me3")])
+    eager = impute_average(train, celltypes="E065", window=33).imputed.values[0]
+    plain = impute_average(train, celltypes="E065").imputed.values[0]
+    for chunks in (10_000, 7):
+        chunked = train.copy()
+        chunked["signal"] = train.signal.copy(
+            data=dask.array.from_array(train.signal.values, (5, 5, chunks))
+        )
+        with raise_if_dask_computes():
+            lazy = impute_average(chunked, celltypes="E065", window=33)
+        assert lazy.attrs["method"] == "average-w33"
+        np.testing.assert_allclose(lazy.imputed.values[0], eager, rtol=1e-5, atol=1e-6)
+    starts = np.flatnonzero(np.diff(sample.start.values) != 25) + 1  # first bin of runs 2, 3
+    assert len(starts) == 2
+    for first in starts:  # the last bin of a run and the first of the next: own runs only
+        np.testing.assert_allclose(eager[:, first - 1], plain[:, first - 17 : first].mean(-1), 1e-5)
+        np.testing.assert_allclose(eager[:, first], plain[:, first : first + 17].mean(-1), 1e-5)
+
+
+@pytest.mark.parametrize("window", [0, 2, -3, 1.0, True])
+def test_smoothed_average_bad_window(sample, window):
+    with pytest.raises(ConfigError, match="window"):
+        impute_average(sample, window=window)
+
+
+@pytest.mark.parametrize(
+    ("method", "beats"),
+    [("mixture", "average"), ("cross-assay", "mean"), ("average-w9", "average")],
+)
 def test_registered_and_cross_validated(sample, method, beats):
-    """Both are cross-validation methods; on the real sample each imputes every held-out
-    track, the mixture with a lower mean squared error than the average of the other cell
-    types, the cross-assay map than the best constant."""
+    """Each is a cross-validation method; on the real sample each imputes every held-out
+    track, the mixture and the smoothed average with a lower mean squared error than the
+    average of the other cell types, the cross-assay map than the best constant."""
     assert METHODS[method].kind == "baseline"
     assert repr(BaselineModel(method)) == f"<BaselineModel: {method}>"
     cv = cross_validate(sample, k=5, method=method, seed=0)

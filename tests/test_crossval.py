@@ -112,12 +112,12 @@ def test_evaluate_command_reduced(tmp_path, capsys):
     args += ["--track", "E065:H3K4me3", "--locus", "chr11:2,150,000-2,170,000"]
     assert main(args) == 0
     out = capsys.readouterr().out
-    methods = ("avocado", "avocado-average", "linear", "average", "mean", "mixture")
-    for method in (*methods, "cross-assay", "autoencoder", "ensemble"):
+    methods = ("avocado", "avocado-average", "linear", "average", "average-w9", "average-w33")
+    for method in (*methods, "mean", "mixture", "cross-assay", "autoencoder", "ensemble"):
         assert f"## {method} (3-fold" in out
     assert "| average |" in out
     scores = (tmp_path / "scores.csv").read_text().splitlines()
     assert scores[0] == "method,track,metric,value"
-    assert len(scores) == 1 + 9 * 26 * 17  # 9 methods x (25 tracks + mean) x 17 metrics
+    assert len(scores) == 1 + 11 * 26 * 17  # 11 methods x (25 tracks + mean) x 17 metrics
     for name in ("metrics.png", "scatter.png", "locus.png", "summary.md"):
         assert (tmp_path / name).stat().st_size > 100

@@ -13,14 +13,13 @@ from avocado_xr.evaluation import crossval
 from avocado_xr.evaluation.crossval import METHODS, Method, method_options
 from avocado_xr.evaluation.ensemble import EnsembleModel, fit_ensemble
 from avocado_xr.evaluation.least_squares import nnls
+from avocado_xr.evaluation.quantiles import quantile_map, reference_quantiles
 from avocado_xr.evaluation.stacking import (
     choose_kappa,
     group_weights,
     input_names,
     out_of_fold,
     peak_lift,
-    quantile_map,
-    reference_quantiles,
 )
 from avocado_xr.exceptions import ConfigError
 
@@ -290,6 +289,19 @@ def test_anchor_in_the_fit(sim):
     assert anchored.info["anchor"] == anchored.weights.attrs["anchor"] == 0.1
     assert not anchored.weights.coef.equals(free.weights.coef)
     assert anchored.info["inner_mse"] > free.info["inner_mse"]
+
+
+@pytest.mark.parametrize(
+    ("bases", "reference"),
+    [(("average", "average-w9", "mean"), "average-w9"), (("mean", "average"), "average")],
+)
+def test_anchor_reference_is_the_smoothed_average_if_a_base(sim, bases, reference):
+    """The anchor pulls towards the smoothed average alone, else the average alone: with a
+    huge anchor the weights are those of the reference."""
+    model = fit_ensemble(sim, bases=bases, inner_k=2, scope="global", anchor=1e9)
+    assert model.info["anchor_reference"] == reference
+    coef = model.weights.coef.isel(celltype=0, assay=0)
+    np.testing.assert_allclose(coef, (coef.input == reference).astype(float), atol=1e-4)
 
 
 def test_quantile_inputs_keep_ranks_and_never_read_their_track(sim):

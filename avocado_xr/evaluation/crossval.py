@@ -78,6 +78,12 @@ METHODS: dict[str, Method] = {
         "PREDICTD-style generalized dot product of the factors",
     ),
     "average": Method(_baseline("average"), "baseline", "average of the other cell types"),
+    "average-w9": Method(
+        _baseline("average-w9"), "baseline", "the average, moving mean over 9 positions"
+    ),
+    "average-w33": Method(
+        _baseline("average-w33"), "baseline", "the average, moving mean over 33 positions"
+    ),
     "mean": Method(_baseline("mean"), "baseline", "mean of the other cell types' track means"),
     "mixture": Method(
         _baseline("mixture"),

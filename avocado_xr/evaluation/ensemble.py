@@ -15,7 +15,8 @@ average baseline ranked near the top, and the best entries combined a learned mo
 it): Avocado has the lower squared error, the average ranks peaks better
 (``benchmarks/RESULTS.md``). The regression baselines ``mixture`` and ``cross-assay``
 (:mod:`.baselines`) borrow from the track's own cell type, as ChromImpute does; in 5-fold
-cross-validation they lower the ensemble's error and raise its ranking measures. A
+cross-validation they lower the ensemble's error and raise its ranking measures, and so
+does the average smoothed over 9 and 33 positions (``average-w9``, ``average-w33``). A
 factorization base can enter at several training lengths from one training run
 (``snapshots``; "snapshot ensembles", Huang et al., ICLR 2017): Avocado trained longer ranks
 better but overshoots the level of some tracks, and the combiner takes the best of both.
@@ -33,7 +34,7 @@ training tracks):
 3. **Quantile-normalized copies** (``quantile_normalize``). Each factorization input also
    enters mapped, track by track, onto the quantiles of the same assay's observed tracks in
    the other cell types (quantile normalization; Bolstad et al., *Bioinformatics* 19, 2003,
-   :func:`~.stacking.quantile_map`). Avocado extrapolates to a held-out (cell type, assay)
+   :func:`~.quantiles.quantile_map`). Avocado extrapolates to a held-out (cell type, assay)
    pair, and on a few pairs it overshoots the level of the whole track several-fold; the map
    keeps the ranks but bounds the level and spread to what the assay shows elsewhere, so the
    combiner can lean on a model's ranking without inheriting such an overshoot. The quantiles
@@ -42,8 +43,7 @@ training tracks):
    imputations (:func:`~.stacking.group_weights`), accumulated track by track as normal
    equations (memory: one track). By default each cell type gets its own weights, fitted to
    its tracks' rows plus all rows down-weighted to the same total (``scope="celltype"``), with
-   a ridge pull towards the average baseline alone (``anchor``): over three replicates of the
-   5-fold cross-validation it won about as many tracks and kept recall above the average's.
+   a ridge pull towards the smoothed average alone (``anchor``; ``benchmarks/RESULTS.md``).
 5. **Peak calibration** (``peak_budget``). A least-squares combination regresses towards the
    mean, so few positions reach the peak threshold (arcsinh(2), -log10 p >= 2) at which peaks
    are called: without it the ensemble calls far fewer peaks than the observed tracks have.
@@ -77,10 +77,8 @@ Leakage rules
   comes from the other cell types' observed tracks only (the average baseline's rule).
 - **Folds depend only on which tracks are observed** (and the seed), never on their values.
 
-``tests/test_ensemble.py`` checks all three.
-
-Runtime: a base method that learns is fitted ``inner_k + 1`` times (fewer inner folds, or
-shorter inner fits with ``inner_epochs``, are faster); snapshots cost nothing extra.
+``tests/test_ensemble.py`` checks all three. Runtime: a base method that learns is fitted
+``inner_k + 1`` times; snapshots cost nothing.
 
 Examples
 --------
@@ -89,8 +87,9 @@ Examples
 >>> ds = ax.testing.simulate_compendium(n_celltypes=4, n_positions=1_000, seed=0)
 >>> small = {"epochs": 2, "n_layers": 1, "n_nodes": 16, "batch_size": 500, "device": "cpu"}
 >>> model = fit_ensemble(ds, inner_k=2, snapshots=[1], factorization=small)
->>> model.inputs
-['avocado@1', 'avocado', 'avocado@1~qn', 'avocado~qn', 'average', 'mixture', 'cross-assay']
+>>> model.inputs[:4], model.inputs[4:]  # doctest: +NORMALIZE_WHITESPACE
+(['avocado@1', 'avocado', 'avocado@1~qn', 'avocado~qn'],
+ ['average', 'average-w9', 'average-w33', 'mixture', 'cross-assay'])
 >>> model.weights.coef.dims
 ('celltype', 'assay', 'input')
 >>> model.impute(ds, celltypes="C0", merge=False).imputed.sizes["assay"]
@@ -119,10 +118,11 @@ from ..variables import (
     validate,
 )
 from .crossval import METHODS, Method, make_folds
+from .quantiles import QUANTILE_SUFFIX, map_tracks
 from .stacking import (
     DIM_INPUT,
-    QUANTILE_SUFFIX,
     REFERENCE,
+    anchor_reference,
     check_settings,
     choose_kappa,
     combine,
@@ -130,7 +130,6 @@ from .stacking import (
     group_weights,
     inner_settings,
     input_names,
-    map_tracks,
     normal_equations,
     out_of_fold,
     peak_lift,
@@ -141,7 +140,7 @@ from .track import PEAK_THRESHOLD
 __all__ = ["DEFAULT_BASES", "METHOD", "EnsembleModel", "fit_ensemble"]
 
 #: the base methods of :func:`fit_ensemble` unless ``bases`` says otherwise
-DEFAULT_BASES = ("avocado", "average", "mixture", "cross-assay")
+DEFAULT_BASES = ("avocado", "average", "average-w9", "average-w33", "mixture", "cross-assay")
 _DIMS = (DIM_CELLTYPE, DIM_ASSAY, DIM_POSITION)
 #: positions per track (a random subset) kept to choose the calibration and to take quantiles
 _SAMPLE_POSITIONS = 100_000
@@ -362,8 +361,8 @@ def fit_ensemble(
         ``seed + 1000 * (f + 1)``, the refit with ``seed``). Default is 0.
     bases : sequence of str
         Base methods, names of :data:`~avocado_xr.evaluation.crossval.METHODS` (not
-        ``"ensemble"``). Default is :data:`DEFAULT_BASES`: ``("avocado", "average",
-        "mixture", "cross-assay")``.
+        ``"ensemble"``). Default: :data:`DEFAULT_BASES` (Avocado; the averages, raw and
+        smoothed over 9 and 33 positions; ``mixture`` and ``cross-assay``).
     snapshots : sequence of int
         Epochs after which each factorization base is also kept as a combiner input
         (``"avocado@10"``), from the same training run; those not below the base's
@@ -383,9 +382,10 @@ def fit_ensemble(
         Weight of the pooled rows in a group's fit, relative to the group's own share.
         Default is 1.0.
     anchor : float
-        Pull of the weights towards the average baseline alone: a ridge penalty of
-        ``anchor`` times each input's sum of squares (:func:`.stacking.group_weights`);
-        needs ``"average"`` in ``bases``. 0 turns it off. Default is 0.1.
+        Pull of the weights towards the smoothed average ``"average-w9"`` alone (else
+        ``"average"``; :func:`.stacking.anchor_reference`): a ridge penalty of ``anchor``
+        times each input's sum of squares (:func:`.stacking.group_weights`). 0 turns it off.
+        Default is 0.1.
     peak_budget : float or None
         Largest share, in [0, 1], of each inner track's gain over the average baseline (see
         the module documentation) that the peak calibration may spend; needs ``"average"``
@@ -412,7 +412,7 @@ def fit_ensemble(
     ConfigError
         Unknown or nested base methods, ``inner_k < 2``, an ``inner_epochs`` not above the
         kept snapshots, a bad scope, shrinkage, anchor or budget, an anchor or a budget
-        without the average.
+        without its reference in ``bases``.
     InvalidSignalError
         No training track can be held out in the inner folds (too few tracks).
 
@@ -462,7 +462,8 @@ def fit_ensemble(
     )
     grams, kept = normal_equations(inner, rows)
     seconds = {"inner": time.perf_counter() - tic}
-    settings = {"scope": scope, "shrinkage": shrinkage, "anchor": anchor, "reference": REFERENCE}
+    reference = anchor_reference(bases)
+    settings = {"scope": scope, "shrinkage": shrinkage, "anchor": anchor, "reference": reference}
     weights = group_weights(grams, celltypes, assays, names, **settings)
     tracks = combine(weights, kept, None if peak_budget is None else REFERENCE)
     kappa = None
@@ -491,6 +492,7 @@ def fit_ensemble(
         "scope": scope,
         "shrinkage": shrinkage,
         "anchor": anchor,
+        "anchor_reference": reference,
         "peak_budget": peak_budget,
         "quantile_normalize": quantile_normalize,
         "seed": seed,
@@ -514,5 +516,5 @@ def fit_ensemble(
 METHOD = Method(
     fit_ensemble,
     "ensemble",
-    "stacked ensemble of avocado (snapshots), average, mixture, cross-assay; inner-CV weights",
+    "stacked ensemble of avocado (snapshots), averages, mixture, cross-assay; inner-CV weights",
 )

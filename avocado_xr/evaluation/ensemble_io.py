@@ -31,7 +31,8 @@ from ..model.persistence import read_model_meta
 from ..variables import DIM_ASSAY, DIM_CELLTYPE
 from .autoencoder import AutoencoderModel
 from .baselines import BaselineModel
-from .stacking import DIM_INPUT, DIM_QUANTILE, QUANTILES
+from .quantiles import DIM_QUANTILE, QUANTILES
+from .stacking import DIM_INPUT
 
 __all__ = ["CONFIG_FILE", "FORMAT", "read_ensemble", "write_ensemble"]
 

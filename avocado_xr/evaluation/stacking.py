@@ -13,9 +13,8 @@
   that lifts imputed values from ``kappa`` up to the peak threshold onto it, and the lowest
   ``kappa`` that spends at most a share of each track's gain over a reference imputation.
 - :func:`normal_equations` and :func:`combine`: the combiner's data, track by track.
-- :func:`reference_quantiles`, :func:`quantile_map` and :func:`map_tracks`: quantile
-  normalization of an imputed track onto the quantiles of the same assay's observed tracks
-  in the other cell types.
+- :func:`quantile_tables`: the maps of the quantile-normalized inputs
+  (:mod:`.quantiles`).
 """
 
 from __future__ import annotations
@@ -29,18 +28,18 @@ import xarray as xr
 
 from ..compendium import mask
 from ..exceptions import ConfigError
-from ..variables import DIM_ASSAY, DIM_CELLTYPE, DIM_POSITION, IMPUTED, OBSERVED, SIGNAL
+from ..variables import DIM_ASSAY, DIM_CELLTYPE, DIM_POSITION, IMPUTED, SIGNAL
 from .crossval import METHODS
 from .least_squares import nnls
+from .quantiles import DIM_QUANTILE, QUANTILE_SUFFIX, QUANTILES, quantile_map, reference_quantiles
 
 __all__ = [
+    "ANCHOR_REFERENCES",
     "DIM_INPUT",
-    "DIM_QUANTILE",
     "LIFT_WIDTH",
-    "QUANTILES",
-    "QUANTILE_SUFFIX",
     "REFERENCE",
     "SCOPES",
+    "anchor_reference",
     "check_settings",
     "choose_kappa",
     "combine",
@@ -48,13 +47,10 @@ __all__ = [
     "group_weights",
     "inner_settings",
     "input_names",
-    "map_tracks",
     "normal_equations",
     "out_of_fold",
     "peak_lift",
-    "quantile_map",
     "quantile_tables",
-    "reference_quantiles",
 ]
 
 #: the dimension of the combiner's inputs (one per base imputation)
@@ -63,14 +59,10 @@ DIM_INPUT = "input"
 SCOPES = ("celltype", "assay", "global")
 #: width of the band just above the peak threshold that lifted values are mapped onto
 LIFT_WIDTH = 0.01
-#: the reference input: the combiner's anchor pulls the weights towards it alone, and the
-#: peak calibration's budget is measured from its squared error
+#: the peak calibration's budget is measured from this input's squared error
 REFERENCE = "average"
-#: the dimension of the quantile tables, and its levels
-DIM_QUANTILE = "quantile"
-QUANTILES = np.linspace(0.0, 1.0, 1001)
-#: the name of an input's quantile-normalized copy is the input's name plus this
-QUANTILE_SUFFIX = "~qn"
+#: the input the combiner's anchor pulls the weights towards: the first of these in the bases
+ANCHOR_REFERENCES = ("average-w9", REFERENCE)
 
 
 def group_weights(
@@ -266,80 +258,6 @@ def combine(weights: xr.Dataset, kept: Mapping, reference: str | None = None) ->
     return out
 
 
-def reference_quantiles(ds: xr.Dataset, rows: np.ndarray) -> np.ndarray:
-    """The reference distribution of every (celltype, assay) of ``ds``: the mean, over the
-    other cell types that observe the assay, of the :data:`QUANTILES` of their observed signal
-    at positions ``rows``; NaN where no other cell type observes it.
-
-    Only observed tracks of *other* cell types enter, so a track's reference never reads the
-    track itself (the average baseline's rule).
-
-    Returns
-    -------
-    numpy.ndarray
-        (celltype, assay, quantile), float64.
-
-    Examples
-    --------
-    >>> import avocado_xr as ax
-    >>> ds = ax.testing.simulate_compendium(n_celltypes=3, n_assays=2, n_positions=500, seed=0)
-    >>> ref = reference_quantiles(ds, np.arange(500))
-    >>> ref.shape, bool(np.all(np.diff(ref, axis=-1) >= 0))
-    ((3, 2, 1001), True)
-    """
-    observed = np.asarray(ds[OBSERVED].values)
-    signal = ds[SIGNAL].isel({DIM_POSITION: np.sort(rows)})
-    own = np.full(observed.shape + (len(QUANTILES),), np.nan)
-    for c, a in np.argwhere(observed):
-        values = np.asarray(signal.isel({DIM_CELLTYPE: c, DIM_ASSAY: a}).values, np.float64)
-        own[c, a] = np.quantile(values, QUANTILES)
-    out = np.full_like(own, np.nan)
-    for c, a in np.ndindex(observed.shape):
-        others = [k for k in range(observed.shape[0]) if k != c and observed[k, a]]
-        if others:
-            out[c, a] = own[others, a].mean(axis=0)
-    return out
-
-
-def quantile_map(values, source: np.ndarray, reference: np.ndarray):
-    """Map ``values`` from the distribution with quantiles ``source`` onto ``reference``
-    (piecewise linear; beyond the ends, the end values); the identity where ``reference`` is
-    not finite.
-
-    Non-decreasing, so ranks are kept (ties aside), while the level and spread become those
-    of the reference: quantile normalization (Bolstad et al., *Bioinformatics* 19, 2003).
-
-    Examples
-    --------
-    >>> quantile_map(np.array([0.0, 1.0, 2.0, 9.0]), np.array([0.0, 2.0]), np.array([0.0, 1.0]))
-    array([0. , 0.5, 1. , 1. ])
-    """
-    if not np.all(np.isfinite(reference)) or not np.all(np.isfinite(source)):
-        return values
-    return np.interp(values, source, reference).astype(np.asarray(values).dtype, copy=False)
-
-
-def map_tracks(part: xr.DataArray, source: xr.DataArray, reference: xr.DataArray):
-    """:func:`quantile_map` of each (celltype, assay) of ``part`` with its own tables, lazily
-    for a Dask-backed ``part``; the tables are (celltype, assay, quantile), aligned to it."""
-
-    def block(values, src, ref):  # values (c, a, p); src, ref (c, a, 1, q)
-        out = np.empty_like(values)
-        for i, j in np.ndindex(values.shape[:2]):
-            out[i, j] = quantile_map(values[i, j], src[i, j, 0], ref[i, j, 0])
-        return out
-
-    return xr.apply_ufunc(
-        block,
-        part,
-        source,
-        reference,
-        input_core_dims=[[], [DIM_QUANTILE], [DIM_QUANTILE]],
-        dask="parallelized",
-        output_dtypes=[part.dtype],
-    )
-
-
 def quantile_tables(models: dict, train: xr.Dataset, rows: np.ndarray, names) -> xr.Dataset | None:
     """The quantile maps of the ``~qn`` inputs: each model's imputation of every track of
     ``train`` at positions ``rows`` (computed here, once), and the reference quantiles; None
@@ -395,11 +313,17 @@ def check_settings(bases, scope, shrinkage, inner_k, peak_budget, anchor=0.0) ->
         )
     if not anchor >= 0:  # NaN too
         raise ConfigError(f"anchor must be >= 0, got {anchor!r}.")
-    if anchor and REFERENCE not in bases:
+    if anchor and anchor_reference(bases) is None:
         raise ConfigError(
-            f"The anchor pulls the combiner towards the {REFERENCE!r} baseline: add it to "
-            "bases, or pass anchor=0."
+            f"The anchor pulls the combiner towards one of {ANCHOR_REFERENCES} alone: add one "
+            "to bases, or pass anchor=0."
         )
+
+
+def anchor_reference(bases: Sequence[str]) -> str | None:
+    """The input the anchor pulls towards: the first of :data:`ANCHOR_REFERENCES` in
+    ``bases`` (the smoothed average, else the average), or None."""
+    return next((name for name in ANCHOR_REFERENCES if name in bases), None)
 
 
 def inner_settings(options: dict, inner_epochs: int | None, snapshots: Sequence[int]) -> dict:
