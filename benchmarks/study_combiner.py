@@ -15,7 +15,7 @@ A variant chosen by the held-out scores here would be selected on the test track
 
 Usage::
 
-    python benchmarks/study_combiner.py dump /tmp/combiner        # ~75 min on 2 cores
+    python benchmarks/study_combiner.py dump /tmp/combiner        # ~75 min on 2 cores; resumes
     python benchmarks/study_combiner.py dump /tmp/combiner1 --seed 1   # a second replicate
     python benchmarks/study_combiner.py report /tmp/combiner      # ~5 min
     python benchmarks/study_combiner.py inputs /tmp/combiner      # ~10 min
@@ -65,6 +65,9 @@ def dump(out: Path, seed: int = 0) -> None:
     celltypes, assays = [str(c) for c in ds.celltype.values], [str(a) for a in ds.assay.values]
     inner_of_fold = ensemble.out_of_fold
     for fold in range(5):
+        if (out / f"meta_{fold}.json").exists():  # written last: the fold is complete
+            print(f"fold {fold}: already dumped", flush=True)
+            continue
         tic = time.perf_counter()
         held = [(celltypes[c], assays[a]) for c, a in np.argwhere(folds.values == fold)]
         train = ax.mask(ds, held)

@@ -119,7 +119,9 @@ def impute_average(
     ``average-w33``).
 
     Lazy for Dask-backed input (one task per position block, overlapping its neighbours by
-    half a window). Extra keyword arguments (``seed``...) are ignored.
+    half a window). Extra keyword arguments (``seed``...) are ignored. Positions outside
+    ``ds`` are not read: within half a window of the ends of a slice of the genome, the
+    smoothed average of the slice differs from the slice of the genome's.
 
     Examples
     --------
