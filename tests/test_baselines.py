@@ -1,7 +1,9 @@
-"""The regression baselines (``mixture``, ``cross-assay``): what they fit, that they never read
-the track they impute, and that they stay lazy."""
+"""The regression baselines (``mixture``, ``cross-assay``) and the smoothed averages: what they fit,
+that they never read the track they impute, and that they stay lazy."""
 
 from __future__ import annotations
+
+import functools
 
 import dask.array
 import numpy as np
@@ -104,14 +106,16 @@ def test_cross_assay_recovers_a_linear_map_between_assays():
 @settings(max_examples=25, deadline=None)
 @given(st.integers(0, 2**32 - 1), st.integers(0, 3), st.integers(0, 2))
 def test_an_observed_track_does_not_impute_itself(seed, c, a):
-    """Changing an observed track's values changes nothing in its own imputation."""
+    """Changing an observed track's values changes nothing in its own imputation (the
+    smoothed average's too)."""
     rng = np.random.default_rng(seed)
     signal = rng.gamma(1.0, size=(4, 3, 300))
     observed = rng.random((4, 3)) < 0.8
     observed[c, a] = True
     changed = signal.copy()
     changed[c, a] = rng.gamma(3.0, size=300)
-    for impute in (impute_mixture, impute_cross_assay):
+    smoothed = functools.partial(impute_average, window=9)
+    for impute in (impute_mixture, impute_cross_assay, smoothed):
         before, after = (
             impute(compendium(s, observed), celltypes=f"C{c}", assays=f"A{a}").imputed.values
             for s in (signal, changed)
