@@ -246,6 +246,16 @@ class GenomeLayout:
             previous = (c, s + n * self.resolution)
         return self
 
+    def segment_at(self, positions) -> np.ndarray:
+        """Segment number of the given position indices (O(len(positions) log segments)).
+
+        Examples
+        --------
+        >>> GenomeLayout.from_genome({"chr1": 260, "chr2": 50}).segment_at([0, 10, 11]).tolist()
+        [0, 0, 1]
+        """
+        return np.searchsorted(self.offsets, np.asarray(positions), side="right") - 1
+
     def coords_at(self, positions) -> tuple[np.ndarray, np.ndarray]:
         """``chrom`` and ``start`` of the given position indices (O(len(positions) log
         segments), no pass over the whole layout).
@@ -263,7 +273,7 @@ class GenomeLayout:
                 f"Position indices must lie in [0, {self.n_positions}), got "
                 f"[{int(positions.min())}, {int(positions.max())}]."
             )
-        segment = np.searchsorted(self.offsets, positions, side="right") - 1
+        segment = self.segment_at(positions)
         names = {c: c for c in self.chrom}  # one string object per chromosome
         chrom = np.asarray([names[c] for c in self.chrom], dtype=object)[segment]
         start = np.asarray(self.start, dtype=np.int64)[segment]
@@ -418,7 +428,7 @@ class GenomeLayout:
         [0, 1, 1, 2]
         """
         positions = np.asarray(positions, dtype=np.int64)
-        segment = np.searchsorted(self.offsets, positions, side="right") - 1
+        segment = self.segment_at(positions)
         first, bin_offset = self.scale_bins(scale)
         start = np.asarray(self.start, dtype=np.int64)[segment]
         bp = start + (positions - self.offsets[segment]) * self.resolution

@@ -143,21 +143,18 @@ def impute_average(
     values = ds[SIGNAL].transpose(*_DIMS).data
     data = _averages(values, observed, rows, cols)
     if window > 1:
-        data = _window_means(data, dataset_layout(ds).offsets, window)
+        data = _window_means(data, dataset_layout(ds), window)
     method = "average" if window == 1 else f"average-w{window}"
     return imputation_result(data, celltypes, assays, ds, _attrs(method), merge=merge)
 
 
-def _window_means(data, offsets: np.ndarray, width: int):
-    """:func:`window_mean` of a NumPy or Dask (celltype, assay, position) array, whose
-    segments start at positions ``offsets``; for Dask, blockwise with overlapping blocks."""
-
-    def segment_of(at):
-        return np.searchsorted(offsets, at, side="right")
-
+def _window_means(data, layout, width: int):
+    """:func:`window_mean` of a NumPy or Dask (celltype, assay, position) array over the
+    segments of ``layout`` (a :class:`~avocado_xr.genome.GenomeLayout`); for Dask, blockwise
+    with overlapping blocks."""
     if not isinstance(data, da.Array):
-        return window_mean(data, segment_of(np.arange(data.shape[-1])), width)
-    segment = da.arange(data.shape[-1], chunks=data.chunks[-1]).map_blocks(segment_of)
+        return window_mean(data, layout.segment_at(np.arange(data.shape[-1])), width)
+    segment = da.arange(data.shape[-1], chunks=data.chunks[-1]).map_blocks(layout.segment_at)
     return da.map_overlap(
         lambda block, labels: window_mean(block, labels[0, 0], width),
         data,
