@@ -10,10 +10,10 @@ and ``average-w33`` (:func:`avocado_xr.evaluation.baselines.impute_average` with
 tracks, as ``fit_ensemble`` computes a baseline's) to the inputs dumped by
 ``study_combiner.py dump`` and scores, on each replicate:
 
-- the default before them (anchor 0.1 towards the average);
+- the default of the third change, before them (anchor 0.1 towards the average);
 - the default with them, whose anchor pulls towards ``average-w9``
-  (:func:`avocado_xr.evaluation.stacking.anchor_reference`), at anchors 0.1 (the package's),
-  0.3 and 1.0;
+  (:func:`avocado_xr.evaluation.stacking.anchor_reference`), at anchors 0.1 (the fourth
+  change's default), 0.3 (the package's since the fifth replicate) and 1.0;
 - ``average-w9`` alone.
 
 Nothing here reads a held-out track to fit; the replicates are the judge.
@@ -28,10 +28,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from study_combiner import EXTRA, Study
-from study_robustness import main
-
-SMOOTHED = ("average-w9", "average-w33")
+from study_combiner import EXTRA, SMOOTHED, Study
+from study_robustness import THIRD, main
 
 
 def rows(path: Path):
@@ -39,23 +37,19 @@ def rows(path: Path):
     study = Study(path, extra=EXTRA + SMOOTHED)
     every = list(range(len(study.names)))
     before = [i for i, name in enumerate(study.names) if name not in SMOOTHED]
-    alone = {name: study.names.index(name) for name in ("average", "average-w9")}
-    default = study.anchor
+    default = study.anchor  # the package's
+    yield "average baseline (the reference)", study.alone("average"), study
+    study.anchor = THIRD
     yield (
-        "average baseline (the reference)",
-        {t: x[alone["average"]] for t, (_, x) in study.outer.items()},
+        f"default of the third change (no smoothed averages, anchor {THIRD})",
+        study.predict(before),
         study,
     )
-    yield f"default before (no smoothed averages, anchor {default})", study.predict(before), study
-    for anchor in (default, 0.3, 1.0):
+    for anchor in (THIRD, 0.3, 1.0):
         study.anchor = anchor
         label = f"+ average-w9, average-w33, anchor {anchor} towards average-w9"
         yield label + (" (default)" if anchor == default else ""), study.predict(every), study
-    yield (
-        "average-w9 alone",
-        {t: x[alone["average-w9"]] for t, (_, x) in study.outer.items()},
-        study,
-    )
+    yield "average-w9 alone", study.alone("average-w9"), study
 
 
 if __name__ == "__main__":

@@ -286,7 +286,7 @@ def test_anchor_in_the_fit(sim):
     """On by default; it costs inner fit (one global least-squares fit: exactly)."""
     options = {"bases": ("average", "mean"), "inner_k": 2, "scope": "global", "peak_budget": None}
     anchored, free = fit_ensemble(sim, **options), fit_ensemble(sim, **options, anchor=0.0)
-    assert anchored.info["anchor"] == anchored.weights.attrs["anchor"] == 0.1
+    assert anchored.info["anchor"] == anchored.weights.attrs["anchor"] == 0.3
     assert not anchored.weights.coef.equals(free.weights.coef)
     assert anchored.info["inner_mse"] > free.info["inner_mse"]
 

@@ -338,7 +338,7 @@ def fit_ensemble(
     inner_epochs: int | None = None,
     scope: str = "celltype",
     shrinkage: float = 1.0,
-    anchor: float = 0.1,
+    anchor: float = 0.3,
     peak_budget: float | None = 0.5,
     peak_threshold: float = PEAK_THRESHOLD,
     quantile_normalize: bool = True,
@@ -385,7 +385,7 @@ def fit_ensemble(
         Pull of the weights towards the smoothed average ``"average-w9"`` alone (else
         ``"average"``; :func:`.stacking.anchor_reference`): a ridge penalty of ``anchor``
         times each input's sum of squares (:func:`.stacking.group_weights`). 0 turns it off.
-        Default is 0.1.
+        Default is 0.3.
     peak_budget : float or None
         Largest share, in [0, 1], of each inner track's gain over the average baseline (see
         the module documentation) that the peak calibration may spend; needs ``"average"``
