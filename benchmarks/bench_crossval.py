@@ -196,6 +196,16 @@ def starred(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     return out
 
 
+def write_csv(tables: dict[str, pd.DataFrame], path) -> None:
+    """Per-method tables as the long table (method, track, metric, value) ``--report`` reads."""
+    long = []
+    for name, table in tables.items():
+        frame = table.reset_index().melt(id_vars="track", var_name="metric")
+        frame.insert(0, "method", name)
+        long.append(frame)
+    pd.concat(long).to_csv(path, index=False)
+
+
 def read_tables(entries) -> dict[str, pd.DataFrame]:
     """Per-method tables (track x metric, with the ``mean`` row) from ``--csv`` files, in
     the order the methods, tracks and metrics first appear; ``PATH:OLD=NEW,...`` renames
@@ -307,12 +317,7 @@ def main(argv=None) -> int:
         print(f"| {name} | {cv.attrs['seconds']:.0f} | {cv.attrs['cpu_seconds']:.0f} |")
     print_tables(tables)
     if args.csv:
-        long = []
-        for name, table in tables.items():
-            frame = table.reset_index().melt(id_vars="track", var_name="metric")
-            frame.insert(0, "method", name)
-            long.append(frame)
-        pd.concat(long).to_csv(args.csv, index=False)
+        write_csv(tables, args.csv)
     return 0
 
 

@@ -21,12 +21,18 @@ Usage::
     python benchmarks/study_combiner.py inputs /tmp/combiner      # ~10 min
     python benchmarks/study_combiner.py report /tmp/combiner --with-baselines
     python benchmarks/study_combiner.py masking /tmp/combiner     # ~5 min
+    python benchmarks/study_combiner.py check /tmp/combiner --csv ensemble.csv   # ~5 min
 
 ``inputs`` adds the regression baselines (``mixture``, ``cross-assay``) to the dumped inputs
 (they learn nothing, so their imputations are computed here from each fold's training
 tracks, as ``fit_ensemble`` computes a baseline's) and compares input sets with the default
 combiner, each also scored by leave-one-track-out over the inner tracks alone (a choice
 that reads no held-out track).
+
+``check`` ties the study to the package: ``dump`` also keeps ``fit_ensemble``'s own
+imputation of each held-out track, and ``check`` prints its MSE beside the study's
+(``Study.predict`` of every input at the package's anchor) and their largest difference;
+``--csv`` writes every measure per track for ``bench_crossval.py --report``.
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 from _common import SHARED, machine
-from bench_crossval import print_tables
+from bench_crossval import print_tables, write_csv
 
 from avocado_xr.evaluation.crossval import METHODS
 from avocado_xr.evaluation.ensemble import fit_ensemble
@@ -52,6 +58,8 @@ from avocado_xr.evaluation.stacking import SCOPES
 FACTORIZATION = {"epochs": 40, "batch_size": 10_000, "device": "cpu", "dropout": 0.5}
 #: baselines that ``inputs`` adds to the dumped inputs (computed here: they learn nothing)
 EXTRA = ("mixture", "cross-assay")
+#: the smoothed averages, added by ``study_smoothing.py`` (a dump of the default has them)
+SMOOTHED = ("average-w9", "average-w33")
 
 
 def dump(out: Path, seed: int = 0) -> None:
@@ -93,9 +101,14 @@ def dump(out: Path, seed: int = 0) -> None:
             alone.weights["coef"].loc[{"input": name}] = 1.0
             parts = [alone.impute(train, celltypes=c, assays=a, merge=False) for c, a in held]
             outer.append([p.imputed.values.reshape(-1) for p in parts])
+        ensembled = [model.impute(train, celltypes=c, assays=a, merge=False) for c, a in held]
         np.save(out / f"inner_{fold}.npy", np.stack(list(kept.values())))
         np.save(out / f"outer_{fold}.npy", np.asarray(outer, np.float32).transpose(1, 0, 2))
+        np.save(
+            out / f"ensemble_{fold}.npy", np.stack([e.imputed.values.ravel() for e in ensembled])
+        )
         meta = {"inner": list(kept), "held": held, "inputs": model.inputs, "seed": seed + fold}
+        meta["anchor"] = model.info["anchor"]  # the package's default when dumped
         (out / f"meta_{fold}.json").write_text(json.dumps(meta))
         print(f"fold {fold}: {time.perf_counter() - tic:.0f} s", flush=True)
 
@@ -166,9 +179,12 @@ class Study:
             outer = np.load(path / f"outer_{fold}.npy")
             for i, (c, a) in enumerate(meta["held"]):
                 self.outer[c, a] = (fold, stacked(outer[i], c, a))
-        self.average = {
-            t: self.mse(x[self.names.index("average")], *t) for t, (_, x) in self.outer.items()
-        }
+        self.average = {t: self.mse(x, *t) for t, x in self.alone("average").items()}
+
+    def alone(self, name: str) -> dict:
+        """The held-out imputations of the input ``name`` alone, per track."""
+        i = self.names.index(name)
+        return {t: x[i] for t, (_, x) in self.outer.items()}
 
     def mask_inner_baselines(self, path: Path) -> None:
         """Recompute the baseline inputs of every inner track from its inner fold's training
@@ -410,8 +426,7 @@ def inputs(path: Path) -> None:
             column[n] for n in ("average", "mixture", "cross-assay")
         ],
     }
-    average = column["average"]
-    tables = {"average": study.table({t: x[average] for t, (_, x) in study.outer.items()})}
+    tables = {"average": study.table(study.alone("average"))}
     for label, columns in sets.items():
         inner = [study.loto(fold, columns, "celltype", False) for fold in range(5)]
         wins = sum(w for w, _ in inner)
@@ -438,9 +453,39 @@ def inputs(path: Path) -> None:
     print_tables(tables)
 
 
+def check(path: Path, csv: Path | None = None) -> float:
+    """The package's own held-out imputations (``fit_ensemble`` with its defaults, dumped as
+    ``ensemble_{fold}.npy``) beside the study's (``Study.predict`` of every input at the
+    dump's anchor), per track; returns the largest absolute difference of the imputations.
+    ``csv``: also write every measure of the package's imputations, and of the study's
+    without the peak calibration, per track, for ``bench_crossval.py --report``."""
+    study = Study(path, extra=EXTRA + SMOOTHED)
+    study.anchor = json.loads((path / "meta_0.json").read_text())["anchor"]
+    every = list(range(len(study.names)))
+    ours, package = study.predict(every), {}
+    print(f"| track | package MSE | study MSE |  (anchor {study.anchor})\n|---|---|---|")
+    worst = 0.0
+    for fold in range(5):
+        held = json.loads((path / f"meta_{fold}.json").read_text())["held"]
+        for (c, a), values in zip(held, np.load(path / f"ensemble_{fold}.npy"), strict=True):
+            package[c, a] = values
+            worst = max(worst, float(np.abs(values - ours[c, a]).max()))
+            print(
+                f"| {c}/{a} | {study.mse(values, c, a):.6f} | {study.mse(ours[c, a], c, a):.6f} |"
+            )
+    print(f"largest absolute difference of the imputations: {worst:.2e}")
+    if csv is not None:
+        tables = {
+            "ensemble": study.table(package),
+            "ensemble (no peak calibration)": study.table(study.predict(every, budget=None)),
+        }
+        write_csv(tables, csv)
+    return worst
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("step", choices=["dump", "report", "inputs", "masking"])
+    p.add_argument("step", choices=["dump", "report", "inputs", "masking", "check"])
     p.add_argument("path", type=Path)
     p.add_argument(
         "--with-baselines",
@@ -450,12 +495,15 @@ def main(argv=None) -> int:
     p.add_argument(
         "--seed", type=int, default=0, help="dump: folds and fits as cross_validate's seed"
     )
+    p.add_argument("--csv", type=Path, help="check: write every measure per track here")
     args = p.parse_args(argv)
     warnings.filterwarnings("ignore", "(?s).*can never be held out")
     if args.step == "report":
         report(args.path, EXTRA if args.with_baselines else ())
     elif args.step == "dump":
         dump(args.path, args.seed)
+    elif args.step == "check":
+        check(args.path, args.csv)
     else:
         {"inputs": inputs, "masking": masking}[args.step](args.path)
     return 0
