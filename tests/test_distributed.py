@@ -3,6 +3,8 @@ with threads and with worker processes (everything shipped to a task must pickle
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -25,12 +27,15 @@ def threads():
 
 @pytest.fixture(scope="module")
 def processes():
+    environ = dict(os.environ)  # the nannies set OMP_NUM_THREADS=1 etc. here, for good
     cluster = distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
     )
     with distributed.Client(cluster) as client:
         yield client
     cluster.close()
+    os.environ.clear()
+    os.environ.update(environ)
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ stderr) and that the message names what is wrong.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -15,6 +16,7 @@ import textwrap
 
 import numpy as np
 import pytest
+import torch
 import xarray as xr
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -366,7 +368,11 @@ ax.to_bigwig(ds, sys.argv[2], genome={"chr1": 50_000, "chr2": 50_000})
 def _crash(tmp_path, script: str, *args) -> None:
     path = tmp_path / "crash.py"
     path.write_text(textwrap.dedent(script))
-    run = subprocess.run([sys.executable, str(path), *map(str, args)], capture_output=True)
+    # the same thread count as this process: float sums split over other threads round
+    # differently (a dask process cluster leaves OMP_NUM_THREADS=1 in os.environ)
+    threads = str(torch.get_num_threads())
+    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+    run = subprocess.run([sys.executable, str(path), *map(str, args)], capture_output=True, env=env)
     assert run.returncode == -signal.SIGKILL, run.stderr.decode()[-2000:]
 
 
