@@ -148,8 +148,10 @@ class Study:
         n = self.y.shape[-1]
         self.grams, self.kept, self.outer, self.yy = {}, {}, {}, {}
         dumped = json.loads((path / "meta_0.json").read_text())["inputs"]
+        #: the outer folds dumped so far (a dump resumes fold by fold)
+        self.folds = [f for f in range(5) if (path / f"meta_{f}.json").exists()]
         extra = tuple(m for m in extra if m not in dumped)  # a dump of the new default has them
-        for fold in range(5):
+        for fold in self.folds:
             meta = json.loads((path / f"meta_{fold}.json").read_text())
             self.names = meta["inputs"] + list(extra)
             rng = np.random.default_rng(meta.get("seed", fold))  # as fit_ensemble's subset
@@ -195,7 +197,7 @@ class Study:
 
         baselines = [n for n in self.names if n in METHODS and METHODS[n].kind == "baseline"]
         n = self.y.shape[-1]
-        for fold in range(5):
+        for fold in self.folds:
             meta = json.loads((path / f"meta_{fold}.json").read_text())
             seed = meta.get("seed", fold)
             train = ax.mask(self.ds, [tuple(t) for t in meta["held"]])
@@ -284,7 +286,7 @@ class Study:
         names = [self.names[i] for i in columns]
         j = np.r_[0, np.asarray(columns) + 1]
         out = {}
-        for fold in range(5):
+        for fold in self.folds:
             if choose is not None:
                 scope, relative = choose(fold)
             w = self.weights(self.fold_grams(fold, columns, relative), names, scope)
@@ -428,7 +430,7 @@ def inputs(path: Path) -> None:
     }
     tables = {"average": study.table(study.alone("average"))}
     for label, columns in sets.items():
-        inner = [study.loto(fold, columns, "celltype", False) for fold in range(5)]
+        inner = [study.loto(fold, columns, "celltype", False) for fold in study.folds]
         wins = sum(w for w, _ in inner)
         ratio = np.mean([r for _, r in inner])
         pred = study.predict(columns)
@@ -465,7 +467,7 @@ def check(path: Path, csv: Path | None = None) -> float:
     ours, package = study.predict(every), {}
     print(f"| track | package MSE | study MSE |  (anchor {study.anchor})\n|---|---|---|")
     worst = 0.0
-    for fold in range(5):
+    for fold in study.folds:
         held = json.loads((path / f"meta_{fold}.json").read_text())["held"]
         for (c, a), values in zip(held, np.load(path / f"ensemble_{fold}.npy"), strict=True):
             package[c, a] = values

@@ -143,7 +143,7 @@ def rows(path: Path):
         study.anchor = anchor
         label = "no anchor (the default before)" if anchor == 0 else f"anchor {anchor}"
         yield label, study.predict(every), study
-    chosen = {fold: study.chosen_anchor(fold, every) for fold in range(5)}
+    chosen = {fold: study.chosen_anchor(fold, every) for fold in study.folds}
     pred = {}
     for fold, anchor in chosen.items():
         study.anchor = anchor
