@@ -461,8 +461,11 @@ def check(path: Path, csv: Path | None = None) -> float:
     dump's anchor), per track; returns the largest absolute difference of the imputations.
     ``csv``: also write every measure of the package's imputations, and of the study's
     without the peak calibration, per track, for ``bench_crossval.py --report``."""
-    study = Study(path, extra=EXTRA + SMOOTHED)
-    study.anchor = json.loads((path / "meta_0.json").read_text())["anchor"]
+    anchor = json.loads((path / "meta_0.json").read_text()).get("anchor")
+    if anchor is None:
+        raise SystemExit(f"{path} was dumped before dumps kept the package's imputations")
+    study = Study(path)  # the dumped inputs alone: the package's
+    study.anchor = anchor
     every = list(range(len(study.names)))
     ours, package = study.predict(every), {}
     print(f"| track | package MSE | study MSE |  (anchor {study.anchor})\n|---|---|---|")
