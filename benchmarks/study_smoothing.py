@@ -14,7 +14,9 @@ tracks, as ``fit_ensemble`` computes a baseline's) to the inputs dumped by
 - the default with them, whose anchor pulls towards ``average-w9``
   (:func:`avocado_xr.evaluation.stacking.anchor_reference`), at anchors 0.1 (the fourth
   change's default), 0.3 (the package's since the fifth replicate) and 1.0;
-- ``average-w9`` alone.
+- ``average-w9`` alone;
+- the default with the raw Avocado inputs shifted to the average's mean level on each track
+  (:meth:`study_robustness.Variant.match_levels`; for the record, 2026-11-23).
 
 Nothing here reads a held-out track to fit; the replicates are the judge.
 
@@ -29,7 +31,7 @@ import sys
 from pathlib import Path
 
 from study_combiner import EXTRA, SMOOTHED, Study
-from study_robustness import THIRD, main
+from study_robustness import THIRD, Variant, main
 
 
 def rows(path: Path):
@@ -50,6 +52,11 @@ def rows(path: Path):
         label = f"+ average-w9, average-w33, anchor {anchor} towards average-w9"
         yield label + (" (default)" if anchor == default else ""), study.predict(every), study
     yield "average-w9 alone", study.alone("average-w9"), study
+    shifted = Variant(path, extra=EXTRA + SMOOTHED)
+    shifted.anchor = default
+    raw = [n for n in shifted.names if n.startswith("avocado") and not n.endswith("~qn")]
+    shifted.match_levels(raw)
+    yield f"default, level-matched {', '.join(raw)}", shifted.predict(every), shifted
 
 
 if __name__ == "__main__":
