@@ -51,6 +51,11 @@ GOALS = ["mse", "gwcorr", "match1", "aucobs1", "recall"]
 THIRD = 0.1
 
 
+def raw_avocado(names) -> list[str]:
+    """The Avocado inputs among ``names`` that are not quantile-normalized copies."""
+    return [n for n in names if n.startswith("avocado") and not n.endswith("~qn")]
+
+
 class Variant(Study):
     """A :class:`Study` whose combiner is fitted per cell type or assay (``union``) or shrunk
     to the pooled fit by ``pseudo`` tracks (``anchor``: :class:`Study`'s)."""
@@ -158,7 +163,7 @@ def rows(path: Path):
         study.pseudo = pseudo
         yield f"no anchor, pooled rows worth {pseudo} tracks", study.predict(every), study
     study.pseudo = None
-    avocado = [n for n in study.names if n.startswith("avocado") and not n.endswith("~qn")]
+    avocado = raw_avocado(study.names)
     study.match_levels(avocado)
     yield f"no anchor, level-matched {', '.join(avocado)}", study.predict(every), study
     ridge = {"mixture": lambda train: impute_mixture(train, ridge=1.0).imputed}

@@ -30,13 +30,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from study_combiner import EXTRA, SMOOTHED, Study
-from study_robustness import THIRD, Variant, main
+from study_combiner import EXTRA, SMOOTHED
+from study_robustness import THIRD, Variant, main, raw_avocado
 
 
 def rows(path: Path):
     """(label, held-out predictions, study) of every variant on one replicate."""
-    study = Study(path, extra=EXTRA + SMOOTHED)
+    study = Variant(path, extra=EXTRA + SMOOTHED)  # a Study that can also match levels
     every = list(range(len(study.names)))
     before = [i for i, name in enumerate(study.names) if name not in SMOOTHED]
     default = study.anchor  # the package's
@@ -52,11 +52,10 @@ def rows(path: Path):
         label = f"+ average-w9, average-w33, anchor {anchor} towards average-w9"
         yield label + (" (default)" if anchor == default else ""), study.predict(every), study
     yield "average-w9 alone", study.alone("average-w9"), study
-    shifted = Variant(path, extra=EXTRA + SMOOTHED)
-    shifted.anchor = default
-    raw = [n for n in shifted.names if n.startswith("avocado") and not n.endswith("~qn")]
-    shifted.match_levels(raw)
-    yield f"default, level-matched {', '.join(raw)}", shifted.predict(every), shifted
+    study.anchor = default
+    study.match_levels(raw_avocado(study.names))  # last: it changes the study's inputs
+    label = f"default, level-matched {', '.join(raw_avocado(study.names))}"
+    yield label, study.predict(every), study
 
 
 if __name__ == "__main__":
